@@ -1,0 +1,217 @@
+"""The SQL views of DESIGN.md over a consistent snapshot of the store.
+
+``open_store(data_dir)`` returns a DuckDB connection with the views ``spans``, ``traces``,
+``retrievals``, ``evaluations`` and ``alerts``.  Each table's snapshot is the file list of
+its current Delta version, read by DuckDB directly (``read_parquet([...])``): a reader never
+sees a half-written batch, never blocks the writer, and sees a span once.  Files removed by
+compaction stay on disk for ``vacuum_retention_s`` so a snapshot remains readable.
+
+Derived columns (the metric definitions of DESIGN.md live here so every screen agrees):
+- ``spans.cost_usd``: the span's reported cost, else priced from ``model_prices`` (built by
+  analytics.costs from genai-prices and the prices file); NULL when unpriced.
+- ``spans.is_fallback``: marked on the span, or an LLM span that follows, in the same trace,
+  an LLM span with status ERROR on another model or provider.
+- ``traces``: one row per trace; root = the span without parent.  When the root never
+  arrived, times are the envelope of the spans and status/root_name are NULL.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
+
+from collector.schema import (
+    ALERTS_SCHEMA,
+    ALERTS_TABLE,
+    EVALUATIONS_SCHEMA,
+    EVALUATIONS_TABLE,
+    SPANS_SCHEMA,
+    SPANS_TABLE,
+    table_path,
+)
+
+VIEW_NAMES = ("spans", "traces", "retrievals", "evaluations", "alerts")
+
+# Source order for a trace's groundedness: the first source that has a score wins.
+GROUNDEDNESS_SOURCE_RANK = "CASE source WHEN 'human' THEN 0 WHEN 'llm_judge' THEN 1 WHEN 'span' THEN 2 ELSE 3 END"
+
+
+def snapshot_files(data_dir: Path, table: str) -> tuple[list[str], int | None]:
+    """Parquet files of a table's current version, and the version (None if no table)."""
+    try:
+        delta = DeltaTable(str(table_path(data_dir, table)))
+    except TableNotFoundError:
+        return [], None
+    return delta.file_uris(), delta.version()
+
+
+def _register_table(
+    con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, schema: pa.Schema
+) -> int | None:
+    files, version = snapshot_files(data_dir, table)
+    name = f"_{table}_raw"
+    if files:
+        con.execute(
+            f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM read_parquet($files, "
+            "hive_partitioning = true, union_by_name = true)".replace("$files", _sql_list(files))
+        )
+    else:
+        con.register(f"{name}_empty", schema.empty_table())
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}_empty")
+    return version
+
+
+def _sql_list(files: list[str]) -> str:
+    return "[" + ", ".join("'" + path.replace("'", "''") + "'" for path in files) + "]"
+
+
+def open_store(data_dir: Path, prices_file: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with the views of DESIGN.md over the store's current snapshot."""
+    from analytics.costs import register_model_prices  # local: costs imports views' helpers
+
+    con = duckdb.connect(":memory:")
+    con.execute("SET TimeZone = 'UTC'")
+    _register_table(con, data_dir, SPANS_TABLE, SPANS_SCHEMA)
+    _register_table(con, data_dir, EVALUATIONS_TABLE, EVALUATIONS_SCHEMA)
+    _register_table(con, data_dir, ALERTS_TABLE, ALERTS_SCHEMA)
+    register_model_prices(con, prices_file)
+    con.execute(SPANS_VIEW)
+    con.execute(RETRIEVALS_VIEW)
+    con.execute(EVALUATIONS_VIEW)
+    con.execute(TRACES_VIEW)
+    con.execute("CREATE OR REPLACE VIEW alerts AS SELECT * FROM _alerts_raw")
+    return con
+
+
+SPANS_VIEW = """
+CREATE OR REPLACE VIEW spans AS
+WITH base AS (
+    SELECT s.* EXCLUDE (retrievals, evaluations, span_key, ingested_at, day),
+           coalesce(
+               s.cost_usd_reported,
+               CASE WHEN s.span_kind = 'LLM' AND p.input_usd_per_token IS NOT NULL THEN
+                   (coalesce(s.prompt_tokens, 0) - coalesce(s.cached_prompt_tokens, 0))
+                       * p.input_usd_per_token
+                   + coalesce(s.cached_prompt_tokens, 0)
+                       * coalesce(p.cached_input_usd_per_token, p.input_usd_per_token)
+                   + coalesce(s.completion_tokens, 0) * p.output_usd_per_token
+               END
+           ) AS cost_usd
+    FROM _spans_raw s
+    LEFT JOIN model_prices p
+      ON p.model_name = s.model_name AND p.provider IS NOT DISTINCT FROM s.provider
+),
+inferred_fallback AS (
+    SELECT DISTINCT later.trace_id, later.span_id
+    FROM base AS failed
+    JOIN base AS later
+      ON later.trace_id = failed.trace_id
+     AND later.span_kind = 'LLM'
+     AND later.span_id <> failed.span_id
+     AND later.start_time >= failed.start_time
+     AND (later.model_name IS DISTINCT FROM failed.model_name
+          OR later.provider IS DISTINCT FROM failed.provider)
+    WHERE failed.span_kind = 'LLM' AND failed.status_code = 'ERROR'
+)
+SELECT b.trace_id, b.span_id, b.parent_span_id, b.name, b.span_kind, b.service_name,
+       b.start_time, b.end_time, b.duration_ms, b.status_code, b.status_message,
+       b.model_name, b.provider, b.prompt_version, b.prompt_template,
+       b.prompt_tokens, b.completion_tokens, b.cached_prompt_tokens, b.total_tokens,
+       b.cost_usd,
+       (coalesce(b.fallback_marked, false) OR f.span_id IS NOT NULL) AS is_fallback,
+       b.session_id, b.user_id, b.input_text, b.output_text, b.attributes,
+       b.redacted_count
+FROM base b
+LEFT JOIN inferred_fallback f ON f.trace_id = b.trace_id AND f.span_id = b.span_id
+"""
+
+RETRIEVALS_VIEW = """
+CREATE OR REPLACE VIEW retrievals AS
+SELECT trace_id, span_id, doc.position AS position, doc.document_id AS document_id,
+       doc.score AS score, doc.content AS content
+FROM (SELECT trace_id, span_id, unnest(retrievals) AS doc
+      FROM _spans_raw WHERE retrievals IS NOT NULL)
+"""
+
+EVALUATIONS_VIEW = """
+CREATE OR REPLACE VIEW evaluations AS
+SELECT trace_id, span_id, ev.name AS name, ev.score AS score, ev.label AS label,
+       ev.explanation AS explanation, 'span' AS source, ingested_at AS created_at
+FROM (SELECT trace_id, span_id, ingested_at, unnest(evaluations) AS ev
+      FROM _spans_raw WHERE evaluations IS NOT NULL)
+UNION ALL
+SELECT trace_id, span_id, name, score, label, explanation, source, created_at
+FROM _evaluations_raw
+"""
+
+TRACES_VIEW = f"""
+CREATE OR REPLACE VIEW traces AS
+WITH per_trace AS (
+    SELECT
+        trace_id,
+        arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL) AS root_service,
+        arg_min(service_name, start_time) AS any_service,
+        arg_min(name, start_time) FILTER (WHERE parent_span_id IS NULL) AS root_name,
+        min(start_time) FILTER (WHERE parent_span_id IS NULL) AS root_start,
+        max(end_time) FILTER (WHERE parent_span_id IS NULL) AS root_end,
+        max(duration_ms) FILTER (WHERE parent_span_id IS NULL) AS root_duration_ms,
+        min(start_time) AS first_start,
+        max(end_time) AS last_end,
+        arg_min(status_code, start_time) FILTER (WHERE parent_span_id IS NULL) AS status_code,
+        count(*) AS span_count,
+        count(*) FILTER (WHERE span_kind = 'LLM') AS llm_calls,
+        sum(prompt_tokens) FILTER (WHERE span_kind = 'LLM') AS prompt_tokens,
+        sum(completion_tokens) FILTER (WHERE span_kind = 'LLM') AS completion_tokens,
+        sum(total_tokens) FILTER (WHERE span_kind = 'LLM') AS total_tokens,
+        sum(cost_usd) FILTER (WHERE span_kind = 'LLM') AS cost_usd,
+        arg_max(model_name, end_time)
+            FILTER (WHERE span_kind = 'LLM' AND status_code <> 'ERROR' AND model_name IS NOT NULL)
+            AS model_name,
+        arg_max(prompt_version, start_time) FILTER (WHERE prompt_version IS NOT NULL)
+            AS prompt_version,
+        bool_or(is_fallback) AS has_fallback,
+        arg_min(session_id, start_time) FILTER (WHERE session_id IS NOT NULL) AS session_id,
+        arg_min(user_id, start_time) FILTER (WHERE user_id IS NOT NULL) AS user_id,
+        arg_min(input_text, start_time) FILTER (WHERE parent_span_id IS NULL) AS root_input,
+        arg_max(output_text, end_time) FILTER (WHERE parent_span_id IS NULL) AS root_output,
+        arg_min(input_text, start_time) FILTER (WHERE input_text IS NOT NULL) AS first_input,
+        arg_max(output_text, end_time) FILTER (WHERE output_text IS NOT NULL) AS last_output
+    FROM spans
+    GROUP BY trace_id
+),
+grounded AS (
+    SELECT trace_id, arg_min(score, ({GROUNDEDNESS_SOURCE_RANK}) * 1e12 - epoch(created_at))
+           AS groundedness
+    FROM evaluations
+    WHERE name = 'groundedness' AND score IS NOT NULL
+    GROUP BY trace_id
+)
+SELECT p.trace_id,
+       coalesce(p.root_service, p.any_service) AS service_name,
+       p.root_name,
+       coalesce(p.root_start, p.first_start) AS start_time,
+       coalesce(p.root_end, p.last_end) AS end_time,
+       coalesce(p.root_duration_ms,
+                epoch_ms(p.last_end) - epoch_ms(p.first_start))::DOUBLE AS duration_ms,
+       p.status_code,
+       p.span_count,
+       p.llm_calls,
+       p.prompt_tokens,
+       p.completion_tokens,
+       p.total_tokens,
+       p.cost_usd,
+       p.model_name,
+       p.prompt_version,
+       coalesce(p.has_fallback, false) AS has_fallback,
+       least(greatest(g.groundedness, 0.0), 1.0) AS groundedness,
+       p.session_id,
+       p.user_id,
+       coalesce(p.root_input, p.first_input) AS input_text,
+       coalesce(p.root_output, p.last_output) AS output_text
+FROM per_trace p
+LEFT JOIN grounded g USING (trace_id)
+"""

@@ -1,0 +1,1 @@
+"""tracewatch collector: receive, decode, normalise, redact, write."""

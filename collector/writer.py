@@ -1,0 +1,314 @@
+"""The one writer of the span store: atomic Delta commits, dedup, compaction, retention.
+
+Contract:
+- ``write(batch, spool_seqs)`` appends the batch's new spans in ONE Delta commit (spans,
+  their retrieved documents and their evaluations together) whose metadata records the
+  spool entries it made durable.  Spans already stored (same trace_id, span_id) are skipped.
+- Only one process writes spans: ``writer.lock`` (flock) is held for the writer's life and
+  a second writer fails fast with a clear message.
+- ``maintain()`` compacts day partitions that collected many small files, checkpoints the
+  Delta log and vacuums files removed long enough ago that no reader snapshot still needs
+  them.  It runs in the writer's thread between commits (compaction takes < 0.5 s), so
+  compaction never races an append.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+import duckdb
+import numpy as np
+import orjson
+import pyarrow as pa
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake.exceptions import TableNotFoundError
+
+from collector.dedup import SpanKeyIndex
+from collector.errors import StoreError
+from collector.records import Span, SpanBatch
+from collector.schema import (
+    COMMIT_SPOOL_SEQ_KEY,
+    PARTITION_COLUMN,
+    SPANS_SCHEMA,
+    SPANS_TABLE,
+    span_key,
+    table_path,
+    writer_lock_path,
+)
+from collector.spool import format_seq_ranges, parse_seq_ranges
+
+logger = logging.getLogger(__name__)
+
+_US_PER_DAY = 86_400_000_000
+_CHECKPOINT_EVERY_COMMITS = 100
+_VACUUM_EVERY_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class WriterSettings:
+    """Developer-facing knobs (users set them through CollectorConfig)."""
+
+    compact_min_files: int = 64
+    vacuum_retention_s: int = 600
+    target_file_bytes: int = 128 * 1024 * 1024
+
+
+def ensure_table(path: Path, schema: pa.Schema, partitioned: bool) -> DeltaTable:
+    """Open a Delta table, creating it empty with ``schema`` when missing."""
+    try:
+        return DeltaTable(str(path))
+    except TableNotFoundError:
+        path.mkdir(parents=True, exist_ok=True)
+        write_deltalake(
+            str(path),
+            schema.empty_table(),
+            mode="append",
+            partition_by=[PARTITION_COLUMN] if partitioned else None,
+        )
+        return DeltaTable(str(path))
+
+
+class WriterLock:
+    """An exclusive flock on ``writer.lock``; released when the process dies."""
+
+    def __init__(self, data_dir: Path) -> None:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        self._file: IO[str] | None = open(writer_lock_path(data_dir), "a+")  # noqa: SIM115
+        try:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._file.close()
+            self._file = None
+            raise StoreError(
+                f"another tracewatch process (collector or ingest) is writing to {data_dir}; "
+                "stop it first or send the data to its collector"
+            ) from None
+        self._file.seek(0)
+        self._file.truncate()
+        self._file.write(str(os.getpid()))
+        self._file.flush()
+
+    def release(self) -> None:
+        if self._file is not None:
+            fcntl.flock(self._file.fileno(), fcntl.LOCK_UN)
+            self._file.close()
+            self._file = None
+
+
+class StoreWriter:
+    def __init__(self, data_dir: Path, settings: WriterSettings | None = None) -> None:
+        self.data_dir = data_dir
+        self.settings = settings or WriterSettings()
+        self._lock = WriterLock(data_dir)
+        try:
+            self._table = ensure_table(table_path(data_dir, SPANS_TABLE), SPANS_SCHEMA, True)
+        except Exception as exc:
+            self._lock.release()
+            raise StoreError(f"cannot open the store in {data_dir}: {type(exc).__name__}") from None
+        self._index = SpanKeyIndex(self._load_keys())
+        self._files_since_compaction: Counter[date] = Counter()
+        self._commits_since_checkpoint = 0
+        self._last_vacuum = time.monotonic()
+        self.num_spans_written = 0
+        self.num_duplicates = 0
+        self.num_commits = 0
+        self.last_commit_s = 0.0
+        logger.info("store writer open: %s (%d spans indexed)", data_dir, len(self._index))
+
+    def _load_keys(self) -> np.ndarray:
+        files = self._table.file_uris()
+        if not files:
+            return np.empty(0, dtype=np.int64)
+        result = duckdb.sql(
+            "SELECT span_key FROM read_parquet($files)", params={"files": files}
+        ).fetchnumpy()
+        return np.asarray(result["span_key"], dtype=np.int64)
+
+    def committed_spool_seqs(self) -> set[int]:
+        """Spool entries made durable by the most recent commit that recorded any."""
+        for commit in self._table.history(50):
+            value = commit.get(COMMIT_SPOOL_SEQ_KEY)
+            if isinstance(value, str):
+                return parse_seq_ranges(value)
+        return set()
+
+    def write(self, batch: SpanBatch, spool_seqs: list[int]) -> int:
+        """Append the batch's new spans in one commit; returns how many were new."""
+        spans = batch.spans
+        keys = [span_key(span.trace_id, span.span_id) for span in spans]
+        is_new = self._index.select_new(keys)
+        fresh = [span for span, new in zip(spans, is_new) if new]
+        self.num_duplicates += len(spans) - len(fresh)
+        if not fresh:
+            return 0  # nothing new: the caller may drop the spool entries without a commit
+        fresh_keys = [key for key, new in zip(keys, is_new) if new]
+        table = spans_to_arrow(fresh, fresh_keys)
+        metadata = {COMMIT_SPOOL_SEQ_KEY: format_seq_ranges(spool_seqs)} if spool_seqs else {}
+        started = time.perf_counter()
+        write_deltalake(
+            self._table,
+            table,
+            mode="append",
+            partition_by=[PARTITION_COLUMN],
+            commit_properties=CommitProperties(custom_metadata=metadata),
+        )
+        self.last_commit_s = time.perf_counter() - started
+        self._index.add(fresh_keys)
+        self.num_spans_written += len(fresh)
+        self.num_commits += 1
+        self._commits_since_checkpoint += 1
+        for day in set(table.column(PARTITION_COLUMN).to_pylist()):
+            self._files_since_compaction[day] += 1
+        return len(fresh)
+
+    def maintain(self) -> None:
+        """Compact busy partitions, checkpoint the log, vacuum old files."""
+        for day, num_files in list(self._files_since_compaction.items()):
+            if num_files >= self.settings.compact_min_files:
+                self.compact(day)
+        if self._commits_since_checkpoint >= _CHECKPOINT_EVERY_COMMITS:
+            self._table.create_checkpoint()
+            self._table.cleanup_metadata()
+            self._commits_since_checkpoint = 0
+        if time.monotonic() - self._last_vacuum >= _VACUUM_EVERY_S:
+            self.vacuum()
+
+    def compact(self, day: date | None = None) -> dict[str, Any]:
+        """Rewrite small files of one day partition (all partitions if day is None)."""
+        filters = [(PARTITION_COLUMN, "=", day.isoformat())] if day else None
+        metrics = self._table.optimize.compact(
+            partition_filters=filters, target_size=self.settings.target_file_bytes
+        )
+        if day is None:
+            self._files_since_compaction.clear()
+        else:
+            self._files_since_compaction.pop(day, None)
+        logger.info(
+            "compacted %s: %s files removed, %s added",
+            day or "all partitions",
+            metrics.get("numFilesRemoved"),
+            metrics.get("numFilesAdded"),
+        )
+        return metrics
+
+    def vacuum(self) -> int:
+        """Delete files no snapshot younger than ``vacuum_retention_s`` refers to."""
+        hours = self.settings.vacuum_retention_s // 3600
+        removed = self._table.vacuum(
+            retention_hours=hours, dry_run=False, enforce_retention_duration=False
+        )
+        self._last_vacuum = time.monotonic()
+        return len(removed)
+
+    def delete_before(self, cutoff: datetime) -> int:
+        """Retention: drop whole day partitions before ``cutoff``'s day, then rows before it."""
+        cutoff_day = cutoff.date().isoformat()
+        cutoff_text = cutoff.replace(tzinfo=None).isoformat(sep=" ")
+        first = self._table.delete(f"{PARTITION_COLUMN} < '{cutoff_day}'")
+        second = self._table.delete(
+            f"{PARTITION_COLUMN} = '{cutoff_day}' AND start_time < '{cutoff_text}'"
+        )
+        return int(first.get("num_deleted_rows", 0) or 0) + int(
+            second.get("num_deleted_rows", 0) or 0
+        )
+
+    @property
+    def version(self) -> int:
+        return self._table.version()
+
+    def close(self) -> None:
+        self._lock.release()
+
+
+def spans_to_arrow(spans: list[Span], keys: list[int]) -> pa.Table:
+    """Columns of SPANS_SCHEMA for the given spans (same order as ``keys``)."""
+    now_us = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
+    start_us: list[int] = []
+    end_us: list[int] = []
+    duration_ms: list[float] = []
+    days: list[int] = []
+    for span in spans:
+        start = span.start_time_unix_nano // 1000 or (span.end_time_unix_nano // 1000) or now_us
+        end = max(span.end_time_unix_nano // 1000, start)
+        start_us.append(start)
+        end_us.append(end)
+        duration_ms.append((max(span.end_time_unix_nano - span.start_time_unix_nano, 0)) / 1e6
+                           if span.start_time_unix_nano else 0.0)
+        days.append(start // _US_PER_DAY)
+
+    def column(name: str) -> list[Any]:
+        return [getattr(span, name) for span in spans]
+
+    columns: dict[str, Any] = {
+        "trace_id": column("trace_id"),
+        "span_id": column("span_id"),
+        "span_key": keys,
+        "parent_span_id": column("parent_span_id"),
+        "name": column("name"),
+        "span_kind": [span.span_kind.value for span in spans],
+        "service_name": column("service_name"),
+        "start_time": start_us,
+        "end_time": end_us,
+        "duration_ms": duration_ms,
+        "status_code": column("status_code"),
+        "status_message": column("status_message"),
+        "model_name": column("model_name"),
+        "provider": column("provider"),
+        "prompt_version": column("prompt_version"),
+        "prompt_template": column("prompt_template"),
+        "prompt_tokens": column("prompt_tokens"),
+        "completion_tokens": column("completion_tokens"),
+        "cached_prompt_tokens": column("cached_prompt_tokens"),
+        "total_tokens": column("total_tokens"),
+        "cost_usd_reported": column("cost_usd_reported"),
+        "fallback_marked": column("fallback_marked"),
+        "fallback_from": column("fallback_from"),
+        "session_id": column("session_id"),
+        "user_id": column("user_id"),
+        "input_text": column("input_text"),
+        "output_text": column("output_text"),
+        "attributes": [
+            orjson.dumps(span.attributes, default=str).decode() if span.attributes else None
+            for span in spans
+        ],
+        "retrievals": [
+            [
+                {
+                    "position": doc.position,
+                    "document_id": doc.document_id,
+                    "score": doc.score,
+                    "content": doc.content,
+                }
+                for doc in span.retrievals
+            ]
+            or None
+            for span in spans
+        ],
+        "evaluations": [
+            [
+                {
+                    "name": ev.name,
+                    "score": ev.score,
+                    "label": ev.label,
+                    "explanation": ev.explanation,
+                }
+                for ev in span.evaluations
+            ]
+            or None
+            for span in spans
+        ],
+        "redacted_count": column("redacted_count"),
+        "text_withheld": column("text_withheld"),
+        "ingested_at": [now_us] * len(spans),
+        PARTITION_COLUMN: days,
+    }
+    arrays = [pa.array(columns[field.name], type=field.type) for field in SPANS_SCHEMA]
+    return pa.Table.from_arrays(arrays, schema=SPANS_SCHEMA)

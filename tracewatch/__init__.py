@@ -1,0 +1,1 @@
+"""tracewatch command line: wires the stages together."""
