@@ -49,6 +49,7 @@ from collector.config import RedactionConfig
 from collector.errors import ConfigError
 from collector.redact_recognizers import (
     PrivateEmailRecognizer,
+    build_card_recognizer,
     build_phone_recognizer,
     build_secret_recognizers,
 )
@@ -184,6 +185,7 @@ def build_analyzer(config: RedactionConfig, nlp: Language, cache_dir: Path) -> A
     registry.remove_recognizer(EmailRecognizer.__name__)
     registry.add_recognizer(PrivateEmailRecognizer(cache_dir / "tldextract"))
     registry.add_recognizer(build_phone_recognizer())
+    registry.add_recognizer(build_card_recognizer())
     for recognizer in build_secret_recognizers():
         registry.add_recognizer(recognizer)
     analyzer = AnalyzerEngine(
@@ -198,14 +200,21 @@ def build_analyzer(config: RedactionConfig, nlp: Language, cache_dir: Path) -> A
     return analyzer
 
 
-def merge_findings(results: Iterable[RecognizerResult]) -> list[Finding]:
-    """Sort findings and merge overlapping ones (union span, type of the best score)."""
+def _priority(entity_type: str, score: float) -> float:
+    # A pattern finding (an IP address, a bearer token) names the value better than the
+    # NER's guess over the same characters ("Bearer 7z5_vHjw..." tagged PERSON).
+    return score + (0.0 if entity_type in NER_ENTITIES else 1.0)
+
+
+def merge_findings(results: Iterable[RecognizerResult | Finding]) -> list[Finding]:
+    """Sort findings and merge overlapping ones (union span, type of the best one)."""
     ordered = sorted(results, key=lambda r: (r.start, -r.end))
     merged: list[Finding] = []
     for result in ordered:
         if merged and result.start < merged[-1].end:
             last = merged[-1]
-            best = last if last.score >= result.score else result
+            keep_last = _priority(last.entity_type, last.score) >= _priority(result.entity_type, result.score)
+            best = last if keep_last else result
             merged[-1] = Finding(
                 entity_type=best.entity_type,
                 start=last.start,
@@ -252,7 +261,7 @@ class TextRedactionEngine:
         *,
         max_cache_segments: int = DEFAULT_CACHE_SEGMENTS,
         segment_texts: bool = True,
-        nlp_batch_size: int = 64,
+        nlp_batch_size: int = 16,
     ) -> None:
         self._entities = list(config.entities)
         self._threshold = config.score_threshold

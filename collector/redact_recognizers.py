@@ -222,9 +222,50 @@ def build_phone_recognizer() -> PatternRecognizer:
         patterns=[
             Pattern("north american, separators", formatted_north_american, 0.6),
             Pattern("international", international, 0.55),
+            # "00" + country code reads like an SSN ("006-94-7686") without context.
+            Pattern("international 00", international.replace(r"(?:\+|00)", "00"), 0.3),
+            # National formats with a trunk 0: "(0621) 123456", "030 1234567", "0621/12345".
+            Pattern("national trunk 0", r"(?<![\w+])(?:\(0\d{2,5}\)\s?|0\d{2,5}[ /\-])\d{3,8}(?![\w\-])", 0.45),
+            # Eight-digit local numbers ("4728 7665", "87551219"): only with a context word.
+            Pattern("local 8 digits", r"(?<![\w+.\-])\d{4}[ \-]?\d{4}(?![\w\-])", 0.1),
             # Ten bare digits are as likely an order id as a phone: needs a context word.
             Pattern("north american, bare", north_american, 0.2),
         ],
         context=["phone", "telephone", "tel", "cell", "mobile", "call", "text", "fax",
-                 "contact", "reach", "number"],
+                 "contact", "reach", "number", "dial", "ring", "whatsapp"],
+    )
+
+
+def luhn_checksum_ok(digits: str) -> bool:
+    """True when ``digits`` passes the Luhn check used by payment card numbers."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = int(char)
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return total % 10 == 0
+
+
+class LuhnCardRecognizer(PatternRecognizer):
+    """Card numbers of any network (Mastercard 2-series, Maestro, UnionPay, JCB, ...).
+
+    13-19 digits, optionally in groups separated by spaces or dashes, kept only when the
+    Luhn check passes and the first digit is a card network's (2-6).
+    """
+
+    def validate_result(self, pattern_text: str) -> bool:
+        digits = "".join(ch for ch in pattern_text if ch.isdigit())
+        return 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn_checksum_ok(digits)
+
+
+def build_card_recognizer() -> PatternRecognizer:
+    """Return the Luhn-validated card recognizer (CREDIT_CARD)."""
+    return LuhnCardRecognizer(
+        supported_entity="CREDIT_CARD",
+        name="LuhnCardRecognizer",
+        patterns=[
+            Pattern("grouped", r"(?<![\d\-])\d{4}(?:[ \-]\d{3,6}){2,4}(?![\d\-])", 0.3),
+            Pattern("plain", r"(?<!\d)\d{13,19}(?!\d)", 0.3),
+        ],
     )

@@ -64,10 +64,10 @@ _SERVICES: tuple[tuple[str, tuple[str, str], TraceFactory, dict[str, str]], ...]
 _PII_POOLS: dict[int, PiiPool] = {}
 
 
-def _gzip_bytes(data: bytes) -> bytes:
+def _gzip_bytes(data: bytes, level: int = 9) -> bytes:
     buf = io.BytesIO()
     # mtime=0 and an empty file name keep the output byte-identical between runs.
-    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=6) as gz:
+    with gzip.GzipFile(filename="", mode="wb", fileobj=buf, mtime=0, compresslevel=level) as gz:
         gz.write(data)
     return buf.getvalue()
 
@@ -97,7 +97,9 @@ def _generate_day(seed: int, day: int, scale: float, bursts: list[Burst], out_di
                 batch = []
     date = (inc.CALENDAR_START + timedelta(days=day)).strftime("%Y-%m-%d")
     path = Path(out_dir) / f"traces-{date}.jsonl.gz"
-    path.write_bytes(_gzip_bytes(b"\n".join(lines) + b"\n" if lines else b""))
+    # The committed set (scale <= 1) must stay small; benchmark sets favour speed.
+    level = 9 if scale <= 1 else 1
+    path.write_bytes(_gzip_bytes(b"\n".join(lines) + b"\n" if lines else b"", level))
     return {
         "day": day,
         "file": path.name,

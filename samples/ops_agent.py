@@ -37,6 +37,10 @@ _REQUESTS = (
     ("Refund order {order}, item arrived broken.", "issue_refund"),
     ("Can you look up order {order} and tell me what was in it?", "lookup_order"),
     ("Summarise the open tickets about late deliveries this week.", "search_tickets"),
+    ("customer on the phone about {order}, where is it", "get_shipment_status"),
+    ("pls refund {order} - wrong size, customer already sent it back", "issue_refund"),
+)
+_PII_REQUESTS = (
     ("Update the delivery address for order {order} to {LOCATION}.", "update_customer_address"),
     ("Customer {PERSON} ({EMAIL_ADDRESS}) wants an invoice copy for {order}.", "get_invoice_pdf"),
     ("Check order {order} for {PERSON}, phone {PHONE_NUMBER}, they were charged twice.", "lookup_order"),
@@ -149,7 +153,7 @@ def build_agent_trace(rng: random.Random, arrival: Arrival, pii: PiiPool) -> Tra
     if mode == failures.REFUSAL:
         request, tool = rng.choice(_OUT_OF_POLICY), "search_tickets"
     else:
-        template, tool = rng.choice(_REQUESTS)
+        template, tool = rng.choice(_PII_REQUESTS if rng.random() < 0.12 else _REQUESTS)
         request, inserted = render_pii_text(template.replace("{order}", order), pii, rng)
         tb.pii.extend(inserted)
         if rng.random() < 0.04:

@@ -43,6 +43,11 @@ _MSG_OUT = SpanAttributes.LLM_OUTPUT_MESSAGES
 _ROLE = MessageAttributes.MESSAGE_ROLE
 _CONTENT = MessageAttributes.MESSAGE_CONTENT
 _DOCS = SpanAttributes.RETRIEVAL_DOCUMENTS
+_DOC_KEYS = tuple(
+    (f"{_DOCS}.{i}.{DocumentAttributes.DOCUMENT_ID}", f"{_DOCS}.{i}.{DocumentAttributes.DOCUMENT_SCORE}",
+     f"{_DOCS}.{i}.{DocumentAttributes.DOCUMENT_CONTENT}")
+    for i in range(8)
+)
 _BASE_MODES = (
     (failures.EMPTY_RETRIEVAL, 0.03), (failures.IRRELEVANT_RETRIEVAL, 0.025),
     (failures.UNSUPPORTED_CLAIM, 0.06), (failures.HALLUCINATED_CITATION, 0.025),
@@ -88,7 +93,7 @@ def _retrieve(rng: random.Random, topic: str, mode: str | None, degraded: bool) 
     if mode == failures.EMPTY_RETRIEVAL:
         return []
     others = [d for d in kb.KB_DOCUMENTS if d.topic != topic]
-    k = rng.randint(3, 5)
+    k = rng.randint(3, 4)
     if mode == failures.IRRELEVANT_RETRIEVAL:
         lo, hi = (0.58, 0.79) if degraded else (0.21, 0.47)
         docs = rng.sample(others, k)
@@ -161,12 +166,12 @@ def build_support_trace(rng: random.Random, arrival: Arrival, pii: PiiPool) -> T
     retr_end = t + int(rng.uniform(35, 160) * 1e6)
     retr_attrs: dict[str, object] = {
         SpanAttributes.OPENINFERENCE_SPAN_KIND: OpenInferenceSpanKindValues.RETRIEVER.value,
-        SpanAttributes.INPUT_VALUE: question, **session_attrs,
+        SpanAttributes.INPUT_VALUE: question,
     }
-    for i, (doc, score) in enumerate(retrieved):
-        retr_attrs[f"{_DOCS}.{i}.{DocumentAttributes.DOCUMENT_ID}"] = doc.doc_id
-        retr_attrs[f"{_DOCS}.{i}.{DocumentAttributes.DOCUMENT_SCORE}"] = score
-        retr_attrs[f"{_DOCS}.{i}.{DocumentAttributes.DOCUMENT_CONTENT}"] = doc.content
+    for (doc, score), (id_key, score_key, content_key) in zip(retrieved, _DOC_KEYS):
+        retr_attrs[id_key] = doc.doc_id
+        retr_attrs[score_key] = score
+        retr_attrs[content_key] = doc.content
     tb.add_span(retr_id, root_id, "retrieve_articles", SPAN_KIND_INTERNAL, t, retr_end, retr_attrs)  # type: ignore[arg-type]
 
     prompt_tokens = estimate_tokens(system_prompt) + estimate_tokens(question) + 8
@@ -183,7 +188,7 @@ def build_support_trace(rng: random.Random, arrival: Arrival, pii: PiiPool) -> T
         SpanAttributes.LLM_PROMPT_TEMPLATE_VARIABLES: dumps_compact({"context": context}),
         f"{_MSG_IN}.0.{_ROLE}": "system", f"{_MSG_IN}.0.{_CONTENT}": system_prompt,
         f"{_MSG_IN}.1.{_ROLE}": "user", f"{_MSG_IN}.1.{_CONTENT}": question,
-        SpanAttributes.INPUT_VALUE: question, **session_attrs,
+        **session_attrs,
     }
     for attempt in attempts:
         t += int(attempt.gap_before_ms * 1e6)

@@ -43,9 +43,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any, Callable
+from typing import Any
 
-from opentelemetry.semconv._incubating.attributes.enduser_attributes import ENDUSER_ID
 from opentelemetry.semconv.attributes.exception_attributes import (
     EXCEPTION_MESSAGE,
     EXCEPTION_TYPE,
@@ -54,54 +53,22 @@ from opentelemetry.semconv.attributes.service_attributes import SERVICE_NAME
 
 from collector.normalise import conventions as tw
 from collector.normalise import genai, openllmetry as ol, openinference as oi
-from collector.normalise.coerce import to_count, to_label, to_money, to_text
+from collector.normalise.coerce import to_label, to_text
+from collector.normalise.columns import (
+    C_CACHED_TOKENS, C_COMPLETION_TOKENS, C_COST, C_FALLBACK_FROM, C_MODEL,
+    C_PROMPT_TEMPLATE, C_PROMPT_TOKENS, C_PROVIDER, C_PROMPT_VERSION, C_SESSION,
+    C_TOTAL_TOKENS, C_USER, COLUMN_KEYS, resolve_columns,
+)
 from collector.normalise.messages import Message, render_messages, render_texts, split_index
-from collector.normalise.providers import normalise_provider
 from collector.records import RawSpan, Span, SpanBatch, SpanEvaluation, SpanEvent, SpanKind
 
 logger = logging.getLogger(__name__)
 
 __all__ = ["normalise_span", "normalise_spans"]
 
-_MISSING: Any = object()
 _STATUS_NAMES = ("UNSET", "OK", "ERROR")
 _EXCEPTION_EVENT = "exception"
 
-# Simple columns: their sources in precedence order, and how a value is coerced.
-(_C_MODEL, _C_PROVIDER, _C_PROMPT_VERSION, _C_PROMPT_TEMPLATE, _C_PROMPT_TOKENS,
- _C_COMPLETION_TOKENS, _C_CACHED_TOKENS, _C_TOTAL_TOKENS, _C_COST, _C_SESSION, _C_USER,
- _C_FALLBACK_FROM) = range(12)
-_COLUMN_KEYS: dict[int, tuple[str, ...]] = {
-    _C_MODEL: (oi.RESPONSE_MODEL_NAME, genai.RESPONSE_MODEL, oi.MODEL_NAME,
-               oi.REQUEST_MODEL_NAME, genai.REQUEST_MODEL, oi.EMBEDDING_MODEL_NAME),
-    _C_PROVIDER: (oi.PROVIDER, genai.PROVIDER_NAME, genai.SYSTEM, oi.SYSTEM),
-    _C_PROMPT_VERSION: (oi.PROMPT_TEMPLATE_VERSION, tw.PROMPT_VERSION,
-                        tw.PROMPT_VERSION_UNDERSCORE, ol.ASSOCIATION_PROMPT_VERSION,
-                        ol.PROMPT_VERSION),
-    _C_PROMPT_TEMPLATE: (oi.PROMPT_TEMPLATE, genai.PROMPT_TEMPLATE, ol.PROMPT_TEMPLATE),
-    _C_PROMPT_TOKENS: (oi.TOKENS_PROMPT, genai.INPUT_TOKENS, genai.PROMPT_TOKENS),
-    _C_COMPLETION_TOKENS: (oi.TOKENS_COMPLETION, genai.OUTPUT_TOKENS,
-                           genai.COMPLETION_TOKENS),
-    _C_CACHED_TOKENS: (oi.TOKENS_CACHE_READ, genai.CACHE_READ_TOKENS, ol.CACHE_READ_TOKENS,
-                       ol.LLM_CACHE_READ_TOKENS),
-    _C_TOTAL_TOKENS: (oi.TOKENS_TOTAL, ol.TOTAL_TOKENS, ol.GEN_AI_TOTAL_TOKENS),
-    _C_COST: (oi.COST_TOTAL,),
-    _C_SESSION: (oi.SESSION_ID, genai.CONVERSATION_ID, ol.ASSOCIATION_SESSION_ID),
-    _C_USER: (oi.USER_ID, ol.ASSOCIATION_USER_ID, ENDUSER_ID, ol.USER, ol.GEN_AI_USER),
-    _C_FALLBACK_FROM: (tw.FALLBACK_FROM,),
-}
-_COLUMN_COERCE: dict[int, Callable[[Any], Any]] = {
-    _C_MODEL: to_label, _C_PROVIDER: normalise_provider, _C_PROMPT_VERSION: to_label,
-    _C_PROMPT_TEMPLATE: to_text, _C_PROMPT_TOKENS: to_count, _C_COMPLETION_TOKENS: to_count,
-    _C_CACHED_TOKENS: to_count, _C_TOTAL_TOKENS: to_count, _C_COST: to_money,
-    _C_SESSION: to_label, _C_USER: to_label, _C_FALLBACK_FROM: to_label,
-}
-# key -> (column, rank, coerce); rank 0 wins.
-_COLUMN_SOURCES: dict[str, tuple[int, int, Callable[[Any], Any]]] = {
-    key: (column, rank, _COLUMN_COERCE[column])
-    for column, keys in _COLUMN_KEYS.items()
-    for rank, key in enumerate(keys)
-}
 _REQUEST_MODEL_KEYS = (genai.REQUEST_MODEL, oi.REQUEST_MODEL_NAME)
 _FLAG_KEYS = (tw.LLM_FALLBACK, tw.FALLBACK)
 _EVALUATION_KEYS = (oi.EVALUATION_NAME, oi.EVALUATION_SCORE, oi.EVALUATION_LABEL,
@@ -127,7 +94,7 @@ _ROUTE_FOUND = 1
 _MAX_ROUTES = 100_000  # distinct keys remembered; beyond that, keys are routed each time
 _ROUTES: dict[str, Any] = {
     key: _ROUTE_FOUND
-    for keys in (*_COLUMN_KEYS.values(), _FLAG_KEYS, _EVALUATION_KEYS, _TEXT_KEYS,
+    for keys in (*COLUMN_KEYS.values(), _FLAG_KEYS, _EVALUATION_KEYS, _TEXT_KEYS,
                  _KIND_KEYS, _OTHER_KEYS)
     for key in keys
 }
@@ -185,14 +152,14 @@ def normalise_span(raw: RawSpan) -> Span:
             genai_events.append(event)
     event_content = genai.convert_events(genai_events) if genai_events else None
 
-    columns = _resolve_columns(found, rest)
-    model_name = columns.get(_C_MODEL)
-    prompt_tokens = columns.get(_C_PROMPT_TOKENS)
-    completion_tokens = columns.get(_C_COMPLETION_TOKENS)
-    total_tokens = columns.get(_C_TOTAL_TOKENS)
+    columns = resolve_columns(found, rest)
+    model_name = columns.get(C_MODEL)
+    prompt_tokens = columns.get(C_PROMPT_TOKENS)
+    completion_tokens = columns.get(C_COMPLETION_TOKENS)
+    total_tokens = columns.get(C_TOTAL_TOKENS)
     if total_tokens is None and prompt_tokens is not None and completion_tokens is not None:
         total_tokens = prompt_tokens + completion_tokens
-    fallback_from = columns.get(_C_FALLBACK_FROM)
+    fallback_from = columns.get(C_FALLBACK_FROM)
     input_text, output_text = _resolve_texts(found, groups, event_content, rest)
     span_kind = _resolve_kind(found, rest)
     if span_kind is None:
@@ -212,18 +179,18 @@ def normalise_span(raw: RawSpan) -> Span:
         status_code=_status_name(raw.status_code),
         status_message=_status_message(raw, exceptions),
         model_name=model_name,
-        provider=columns.get(_C_PROVIDER),
-        prompt_version=columns.get(_C_PROMPT_VERSION),
-        prompt_template=columns.get(_C_PROMPT_TEMPLATE),
+        provider=columns.get(C_PROVIDER),
+        prompt_version=columns.get(C_PROMPT_VERSION),
+        prompt_template=columns.get(C_PROMPT_TEMPLATE),
         prompt_tokens=prompt_tokens,
         completion_tokens=completion_tokens,
-        cached_prompt_tokens=columns.get(_C_CACHED_TOKENS),
+        cached_prompt_tokens=columns.get(C_CACHED_TOKENS),
         total_tokens=total_tokens,
-        cost_usd_reported=columns.get(_C_COST),
+        cost_usd_reported=columns.get(C_COST),
         fallback_marked=_resolve_fallback(found, fallback_from, model_name, rest),
         fallback_from=fallback_from,
-        session_id=columns.get(_C_SESSION),
-        user_id=columns.get(_C_USER),
+        session_id=columns.get(C_SESSION),
+        user_id=columns.get(C_USER),
         input_text=input_text,
         output_text=output_text,
         attributes=rest,
@@ -264,44 +231,6 @@ def _restore(group_id: int, leftovers: Sequence[tuple[Any, str]],
     prefix = _GROUP_PREFIXES[group_id]
     for index, field in leftovers:
         rest[f"{prefix}{index}.{field}"] = entries[index][field]
-
-
-def _resolve_columns(found: dict[str, Any], rest: dict[str, Any]) -> dict[int, Any]:
-    """Simple columns from ``found``: {column: value}, by ``_COLUMN_SOURCES`` precedence.
-
-    A value that does not coerce goes back to ``rest``; so does a lower-ranked value that
-    differs from the chosen one (an equal one is a duplicate and is dropped).
-    """
-    chosen: dict[int, tuple[int, Any]] = {}
-    losers: list[tuple[int, Any, str]] | None = None
-    sources = _COLUMN_SOURCES
-    for key, value in found.items():
-        source = sources.get(key)
-        if source is None:
-            continue
-        column, rank, coerce = source
-        parsed = coerce(value)
-        if parsed is None:
-            if value is not None:
-                rest[key] = value
-            continue
-        current = chosen.get(column)
-        if current is None:
-            chosen[column] = (rank, parsed)
-            continue
-        if losers is None:
-            losers = []
-        if rank < current[0]:
-            chosen[column] = (rank, parsed)
-            losers.append((column, current[1], _COLUMN_KEYS[column][current[0]]))
-        else:
-            losers.append((column, parsed, key))
-    columns = {column: entry[1] for column, entry in chosen.items()}
-    if losers:
-        for column, parsed, key in losers:
-            if parsed != columns[column]:
-                rest[key] = found[key]
-    return columns
 
 
 # ---------------------------------------------------------------- columns

@@ -9,7 +9,6 @@ Edge cases:
   ``"12.0"``); negatives, NaN, infinities and other strings give ``None`` (never 0).
 - Text accepts strings as they are (``""`` counts as absent); lists and dicts become compact
   JSON so that nothing is lost; numbers become their ``str``.
-- Flags accept ``True``, non-zero numbers and the strings true/yes/1 (any case).
 """
 
 from __future__ import annotations
@@ -18,8 +17,6 @@ import math
 from typing import Any
 
 import orjson
-
-_TRUE_STRINGS = frozenset({"true", "yes", "1", "y", "t"})
 
 
 def to_count(value: Any) -> int | None:
@@ -98,19 +95,6 @@ def to_text(value: Any) -> str | None:
     if isinstance(value, (list, dict)):
         return dump_json(value)
     return str(value)
-
-
-def to_flag(value: Any) -> bool:
-    """True for an explicit true marker; anything else is False."""
-    if value is True:
-        return True
-    if isinstance(value, bool) or value is None:
-        return False
-    if isinstance(value, (int, float)):
-        return value != 0
-    if isinstance(value, str):
-        return value.strip().lower() in _TRUE_STRINGS
-    return False
 
 
 def dump_json(value: Any) -> str:

@@ -1,0 +1,90 @@
+"""Spool and writer invariants that the end-to-end tests cannot time precisely."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from collector.decode import PayloadFormat
+from collector.errors import StoreError
+from collector.records import Span, SpanBatch, SpanKind
+from collector.spool import Spool, SpoolFullError, format_seq_ranges, parse_seq_ranges
+from collector.writer import StoreWriter
+
+
+def _span(i: int) -> Span:
+    return Span(
+        trace_id=f"{i:032x}", span_id=f"{i:016x}", parent_span_id=None, name="op",
+        span_kind=SpanKind.CHAIN, service_name="svc",
+        start_time_unix_nano=1_763_000_000_000_000_000 + i, end_time_unix_nano=1_763_000_000_000_000_000 + i + 10,
+        status_code="OK",
+    )
+
+
+@pytest.mark.parametrize(
+    ("seqs", "text"), [([], ""), ([5], "5"), ([1, 2, 3, 7], "1-3,7"), ([9, 4, 5, 10], "4-5,9-10")]
+)
+def test_seq_ranges_round_trip(seqs: list[int], text: str) -> None:
+    assert format_seq_ranges(seqs) == text
+    assert parse_seq_ranges(text) == set(seqs)
+
+
+def test_spool_is_private_bounded_and_ordered(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=100, fsync=True)
+    assert stat.S_IMODE(os.stat(tmp_path / "spool").st_mode) == 0o700
+    first = spool.append(PayloadFormat.JSON, b"x" * 60, 3)
+    assert stat.S_IMODE(os.stat(first.path).st_mode) == 0o600
+    with pytest.raises(SpoolFullError):
+        spool.append(PayloadFormat.JSON, b"y" * 60, 3)
+    second = spool.append(PayloadFormat.PROTOBUF, b"z" * 30, 2)
+    assert [e.seq for e in spool.take(max_spans=100, timeout_s=0)] == [first.seq, second.seq]
+    assert [e.seq for e in spool.take(max_spans=3, timeout_s=0)] == [first.seq]
+    spool.remove([first])
+    assert spool.num_bytes == 30 and not first.path.exists()
+
+
+def test_restart_drops_entries_a_commit_already_made_durable(tmp_path: Path) -> None:
+    """Crash between commit and spool delete: the entries must not be written twice."""
+    spool = Spool(tmp_path / "spool", max_bytes=10_000)
+    entries = [spool.append(PayloadFormat.JSON, b"{}", 1) for _ in range(3)]
+    writer = StoreWriter(tmp_path / "data")
+    assert writer.write(SpanBatch((_span(1), _span(2))), [entries[0].seq, entries[1].seq]) == 2
+    writer.close()  # "crash": the spool entries were not removed
+
+    reopened_spool = Spool(tmp_path / "spool", max_bytes=10_000)
+    reopened = StoreWriter(tmp_path / "data")
+    assert reopened.committed_spool_seqs() == {entries[0].seq, entries[1].seq}
+    assert reopened_spool.remove_committed(reopened.committed_spool_seqs()) == 2
+    assert [e.seq for e in reopened_spool.take(10, 0)] == [entries[2].seq]
+    # The index was rebuilt from the store: the same spans are not written again.
+    assert reopened.write(SpanBatch((_span(1), _span(2), _span(3))), [entries[2].seq]) == 1
+    new = reopened_spool.append(PayloadFormat.JSON, b"{}", 1)
+    assert new.seq > entries[2].seq
+    reopened.close()
+
+
+def test_only_one_writer_per_store(tmp_path: Path) -> None:
+    writer = StoreWriter(tmp_path / "data")
+    with pytest.raises(StoreError, match="another tracewatch process"):
+        StoreWriter(tmp_path / "data")
+    writer.close()
+    StoreWriter(tmp_path / "data").close()
+
+
+def test_compaction_keeps_rows_and_reduces_files(tmp_path: Path) -> None:
+    from analytics.views import open_store
+
+    writer = StoreWriter(tmp_path / "data")
+    for i in range(20):
+        writer.write(SpanBatch((_span(i + 1),)), [])
+    files_before = len(list((tmp_path / "data" / "spans").rglob("*.parquet")))
+    writer.compact()
+    con = open_store(tmp_path / "data")
+    assert con.execute("SELECT count(*), count(DISTINCT span_id) FROM spans").fetchone() == (20, 20)
+    from deltalake import DeltaTable
+
+    assert len(DeltaTable(str(tmp_path / "data" / "spans")).file_uris()) < files_before
+    writer.close()
