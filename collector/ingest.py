@@ -14,16 +14,18 @@ from __future__ import annotations
 
 import gzip
 import logging
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from tqdm import tqdm
 
 from collector.decode import PayloadFormat, parse_protobuf
 from collector.errors import PermanentError, TracewatchError
-from collector.pipeline import Pipeline
-from collector.records import Span, SpanBatch
+from collector.workers import PipelineExecutor, ProcessedPayload
 from collector.writer import StoreWriter
 
 logger = logging.getLogger(__name__)
@@ -103,18 +105,42 @@ def _split_length_prefixed(data: bytes) -> list[bytes] | None:
 
 
 def ingest_files(
-    paths: list[Path], pipeline: Pipeline, writer: StoreWriter, progress: bool = True
+    paths: list[Path], executor: PipelineExecutor, writer: StoreWriter, progress: bool = True
 ) -> IngestReport:
+    """Run every payload of the files through the pipeline workers and commit in chunks."""
     report = IngestReport()
     files = list_input_files(paths)
     report.num_files = len(files)
-    pending: list[Span] = []
+    max_inflight = max(2 * executor.num_workers, 1) + 2
+    inflight: deque[tuple[str, Future[ProcessedPayload]]] = deque()
+    pending: list[pa.Table] = []
+    pending_rows = 0
 
     def flush() -> None:
+        nonlocal pending_rows
         if pending:
-            report.num_spans_written += writer.write(SpanBatch(tuple(pending)), [])
+            table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
+            report.num_spans_written += writer.write_table(table, [])
             pending.clear()
+            pending_rows = 0
             writer.maintain()
+
+    def collect_one() -> None:
+        nonlocal pending_rows
+        where, future = inflight.popleft()
+        try:
+            result = future.result()
+        except PermanentError as exc:
+            report.errors.append(f"{where}: {exc}")
+            return
+        report.num_spans_read += result.table.num_rows + result.num_rejected
+        report.num_spans_rejected += result.num_rejected
+        report.num_entities_redacted += result.num_entities_redacted
+        report.num_spans_withheld += result.num_spans_withheld
+        pending.append(result.table)
+        pending_rows += result.table.num_rows
+        if pending_rows >= _COMMIT_EVERY_SPANS:
+            flush()
 
     total_bytes = sum(path.stat().st_size for path in files)
     with tqdm(total=total_bytes, unit="B", unit_scale=True, desc="ingest",
@@ -122,19 +148,12 @@ def ingest_files(
         for path in files:
             for fmt, body, number in iter_payloads(path):
                 report.num_payloads += 1
-                try:
-                    batch = pipeline.process(fmt, body)
-                except PermanentError as exc:
-                    report.errors.append(f"{path}:{number}: {exc}")
-                    continue
-                report.num_spans_read += len(batch.spans) + len(batch.rejected)
-                report.num_spans_rejected += len(batch.rejected)
-                report.num_entities_redacted += sum(s.redacted_count for s in batch.spans)
-                report.num_spans_withheld += sum(1 for s in batch.spans if s.text_withheld)
-                pending.extend(batch.spans)
-                if len(pending) >= _COMMIT_EVERY_SPANS:
-                    flush()
+                inflight.append((f"{path}:{number}", executor.submit_body(fmt, body)))
+                while len(inflight) >= max_inflight:
+                    collect_one()
             bar.update(path.stat().st_size)
             bar.set_postfix(spans=report.num_spans_read)
+        while inflight:
+            collect_one()
     flush()
     return report

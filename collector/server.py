@@ -27,10 +27,12 @@ from collector.errors import ConfigError
 from collector.export import ExportService
 from collector.otlp_grpc import build_grpc_server
 from collector.otlp_http import HttpReceiver
-from collector.pipeline import Pipeline, WriterLoop, build_redactor, build_writer
+from collector.pipeline import build_writer
 from collector.schema import spool_path
 from collector.spool import Spool
 from collector.telemetry import CollectorTelemetry
+from collector.workers import PipelineExecutor
+from collector.writer_loop import WriterLoop
 
 logger = logging.getLogger(__name__)
 
@@ -66,8 +68,8 @@ async def _serve(config: CollectorConfig, on_ready: Callable[[dict[str, str]], N
     writer = build_writer(config)
     spool = Spool(spool_path(config.data_dir), config.max_spool_bytes, config.spool_fsync)
     telemetry.bind_queue(lambda: spool.num_spans, lambda: spool.num_bytes)
-    pipeline = Pipeline(build_redactor(config))
-    loop_thread = WriterLoop(config, spool, pipeline, writer, telemetry)
+    executor = PipelineExecutor(config, config.workers)
+    loop_thread = WriterLoop(config, spool, executor, writer, telemetry)
     loop_thread.start()
     started_at = time.time()
     service = ExportService(spool, telemetry, config.auth_token.get_secret_value())
@@ -135,6 +137,7 @@ async def _serve(config: CollectorConfig, on_ready: Callable[[dict[str, str]], N
             await grpc_server.stop(grace=None)
         http_socket.close()
         await asyncio.to_thread(loop_thread.stop)
+        executor.close()
         writer.close()
         (config.data_dir / "collector.json").unlink(missing_ok=True)
         logger.info("collector stopped: %d spans written", writer.num_spans_written)

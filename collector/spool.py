@@ -51,6 +51,7 @@ class Spool:
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._entries: dict[int, SpoolEntry] = {}
+        self._inflight: set[int] = set()
         self._bytes = 0
         self._spans = 0
         self._next_seq = 1
@@ -112,20 +113,36 @@ class Spool:
 
     # -- writer ------------------------------------------------------------------------
 
-    def take(self, max_spans: int, timeout_s: float) -> list[SpoolEntry]:
-        """Oldest entries (at least one if any arrives within timeout), up to max_spans."""
+    def take(self, max_spans: int, timeout_s: float, max_bytes: int | None = None) -> list[SpoolEntry]:
+        """Oldest entries not already taken, up to max_spans / max_bytes (at least one if
+        any arrives within timeout_s).  Taken entries stay in the spool (and on disk) until
+        ``remove``; ``release`` makes them available again after a failure."""
         with self._ready:
-            if not self._entries:
+            if len(self._entries) == len(self._inflight):
                 self._ready.wait(timeout_s)
             taken: list[SpoolEntry] = []
-            total = 0
+            total_spans = 0
+            total_bytes = 0
             for seq in sorted(self._entries):
+                if seq in self._inflight:
+                    continue
                 entry = self._entries[seq]
-                if taken and total + entry.num_spans > max_spans:
+                if taken and (
+                    total_spans + entry.num_spans > max_spans
+                    or (max_bytes is not None and total_bytes + entry.num_bytes > max_bytes)
+                ):
                     break
                 taken.append(entry)
-                total += entry.num_spans
+                total_spans += entry.num_spans
+                total_bytes += entry.num_bytes
+            self._inflight.update(entry.seq for entry in taken)
             return taken
+
+    def release(self, entries: list[SpoolEntry]) -> None:
+        """Entries taken but not committed go back to the front of the queue."""
+        with self._ready:
+            self._inflight.difference_update(entry.seq for entry in entries)
+            self._ready.notify_all()
 
     def remove(self, entries: list[SpoolEntry]) -> None:
         """Delete entries whose spans are committed."""
@@ -133,6 +150,7 @@ class Spool:
             entry.path.unlink(missing_ok=True)
         with self._lock:
             for entry in entries:
+                self._inflight.discard(entry.seq)
                 if self._entries.pop(entry.seq, None) is not None:
                     self._bytes -= entry.num_bytes
                     self._spans -= entry.num_spans
@@ -157,6 +175,11 @@ class Spool:
     @property
     def num_entries(self) -> int:
         return len(self._entries)
+
+    @property
+    def num_pending(self) -> int:
+        """Entries not yet taken by the writer."""
+        return len(self._entries) - len(self._inflight)
 
     @property
     def num_spans(self) -> int:

@@ -142,32 +142,34 @@ class StoreWriter:
 
     def write(self, batch: SpanBatch, spool_seqs: list[int]) -> int:
         """Append the batch's new spans in one commit; returns how many were new."""
-        spans = batch.spans
-        keys = [span_key(span.trace_id, span.span_id) for span in spans]
+        return self.write_table(spans_to_arrow(list(batch.spans)), spool_seqs)
+
+    def write_table(self, table: pa.Table, spool_seqs: list[int]) -> int:
+        """Append the rows (SPANS_SCHEMA) whose span_key is not stored yet, in one commit."""
+        keys = table.column("span_key").to_pylist()
         is_new = self._index.select_new(keys)
-        fresh = [span for span, new in zip(spans, is_new) if new]
-        self.num_duplicates += len(spans) - len(fresh)
-        if not fresh:
+        num_new = sum(is_new)
+        self.num_duplicates += len(keys) - num_new
+        if num_new == 0:
             return 0  # nothing new: the caller may drop the spool entries without a commit
-        fresh_keys = [key for key, new in zip(keys, is_new) if new]
-        table = spans_to_arrow(fresh, fresh_keys)
+        fresh = table if num_new == len(keys) else table.filter(pa.array(is_new))
         metadata = {COMMIT_SPOOL_SEQ_KEY: format_seq_ranges(spool_seqs)} if spool_seqs else {}
         started = time.perf_counter()
         write_deltalake(
             self._table,
-            table,
+            fresh,
             mode="append",
             partition_by=[PARTITION_COLUMN],
             commit_properties=CommitProperties(custom_metadata=metadata),
         )
         self.last_commit_s = time.perf_counter() - started
-        self._index.add(fresh_keys)
-        self.num_spans_written += len(fresh)
+        self._index.add(key for key, new in zip(keys, is_new) if new)
+        self.num_spans_written += num_new
         self.num_commits += 1
         self._commits_since_checkpoint += 1
-        for day in set(table.column(PARTITION_COLUMN).to_pylist()):
+        for day in set(fresh.column(PARTITION_COLUMN).to_pylist()):
             self._files_since_compaction[day] += 1
-        return len(fresh)
+        return num_new
 
     def maintain(self) -> None:
         """Compact busy partitions, checkpoint the log, vacuum old files."""
@@ -228,8 +230,9 @@ class StoreWriter:
         self._lock.release()
 
 
-def spans_to_arrow(spans: list[Span], keys: list[int]) -> pa.Table:
-    """Columns of SPANS_SCHEMA for the given spans (same order as ``keys``)."""
+def spans_to_arrow(spans: list[Span]) -> pa.Table:
+    """Columns of SPANS_SCHEMA for the given spans, ``span_key`` computed from the ids."""
+    keys = [span_key(span.trace_id, span.span_id) for span in spans]
     now_us = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
     start_us: list[int] = []
     end_us: list[int] = []

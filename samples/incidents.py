@@ -43,14 +43,13 @@ class Incident:
     service: str
     affected_slice: dict[str, Any] = field(default_factory=dict)
     expected_effect: str = ""
+    onset_ns: int = field(init=False)
+    end_ns: int = field(init=False)
 
-    @property
-    def onset_ns(self) -> int:
-        return to_ns(self.onset)
-
-    @property
-    def end_ns(self) -> int:
-        return to_ns(self.end)
+    def __post_init__(self) -> None:
+        # Precomputed: is_active runs once per generated trace.
+        object.__setattr__(self, "onset_ns", to_ns(self.onset))
+        object.__setattr__(self, "end_ns", to_ns(self.end))
 
     def is_active(self, t_ns: int) -> bool:
         """True when ``t_ns`` falls in [onset, end)."""
@@ -62,7 +61,7 @@ class Incident:
             "incident_id": self.incident_id,
             "kind": self.kind,
             "title": self.title,
-            "service_name": self.service,
+            "service_names": self.service.split(","),
             "onset": self.onset.strftime("%Y-%m-%dT%H:%M:%SZ"),
             "end": min(self.end, range_end).strftime("%Y-%m-%dT%H:%M:%SZ"),
             "affected_slice": self.affected_slice,
@@ -71,57 +70,89 @@ class Incident:
 
 
 PROMPT_ROLLOUT = Incident(
-    "INC-1", "prompt_rollout", "support-answer prompt v4 rollout raises latency and cost",
-    at(3, 14, 5), at(4, 10, 30), "support-copilot",
+    "INC-1",
+    "prompt_rollout",
+    "support-answer prompt v4 rollout raises latency and cost",
+    at(3, 14, 5),
+    at(4, 10, 30),
+    "support-copilot",
     {"service_name": "support-copilot", "prompt_version": "v4"},
-    "v4 is served to 60% of support-copilot traffic: prompt tokens about +70%, completion "
-    "tokens about +80%, so p95 trace latency roughly doubles and cost per trace rises ~1.7x for "
-    "prompt_version v4; v3 traffic in the same window is unaffected. Rolled back at the end.",
+    "v4 is served to 60% of support-copilot traffic. For prompt_version v4: prompt tokens about "
+    "+70% and completion tokens about x3, so tokens and cost per trace roughly double and p50 and "
+    "p95 trace latency roughly double (p95 ~1.6 s -> ~3 s); v3 traffic in the same window is "
+    "unaffected. Rolled back at the end (traffic returns to v3).",
 )
 RETRY_LOOP = Incident(
-    "INC-2", "retry_loop", "agent retry loop on lookup_order makes token spend spike",
-    at(4, 16, 0), at(5, 3, 0), "agent",
-    {"service_name": "agent", "root_name": "ops_assistant.workflow"},
-    "About 35% of agent traces loop 6-14 times over lookup_order and the planner LLM: LLM calls "
-    "per trace x4-8 and total tokens per trace up to ~10x; hourly token spend of the agent "
-    "spikes while trace volume is unchanged.",
+    "INC-2",
+    "retry_loop",
+    "agent retry loop on lookup_order makes token spend spike",
+    at(4, 16, 0),
+    at(5, 3, 0),
+    "agent",
+    {"service_name": "agent", "root_name": "ops_assistant.workflow", "tool": "lookup_order"},
+    "About 35% of agent traces loop 6-14 times over lookup_order and the planner LLM: a looping "
+    "trace makes 3-5x the LLM calls and ~8x the tokens of a normal one, so mean tokens per agent "
+    "trace rise ~3.5x and the agent's hourly token spend spikes while trace volume is unchanged.",
 )
 PROVIDER_OUTAGE = Incident(
-    "INC-3", "provider_outage", "OpenAI partial outage drives fallbacks to Anthropic",
-    at(8, 9, 40), at(8, 11, 25), "support-copilot,agent",
+    "INC-3",
+    "provider_outage",
+    "OpenAI partial outage drives fallbacks to Anthropic",
+    at(8, 9, 40),
+    at(8, 11, 25),
+    "support-copilot,agent",
     {"provider": "openai", "service_name": ["support-copilot", "agent"]},
     "About 70% of OpenAI calls fail with 5xx or time out; support-copilot falls back to "
-    "claude-3-5-haiku and the agent to claude-3-5-sonnet. Fallback rate rises from ~2% to ~60% "
-    "for those services; error rate and latency rise moderately.",
+    "claude-3-5-haiku and the agent to claude-3-5-sonnet. Fallback rate rises from ~1-2% to "
+    "~50-65% for those services; error rate and latency rise moderately.",
 )
 INDEX_DEGRADATION = Incident(
-    "INC-4", "retrieval_degradation", "stale vector index returns off-topic articles",
-    at(9, 13, 0), at(10, 8, 0), "support-copilot",
+    "INC-4",
+    "retrieval_degradation",
+    "stale vector index returns off-topic articles",
+    at(9, 13, 0),
+    at(10, 8, 0),
+    "support-copilot",
     {"service_name": "support-copilot", "span_kind": "RETRIEVER"},
     "About 65% of support-copilot retrievals return articles from unrelated topics with normal-"
-    "looking scores; answers are then unsupported, so the grounded rate drops from ~88% to ~40%. "
+    "looking scores; answers are then unsupported, so the grounded rate drops from ~88% to ~35%. "
     "Latency, errors and cost are unchanged.",
 )
+# Open-ended: the drift is never fixed, so with --days beyond 14 it continues (at its plateau).
 ANSWER_LENGTH_DRIFT = Incident(
-    "INC-5", "gradual_drift", "support answers slowly get longer",
-    at(7, 0, 0), at(14, 0, 0), "support-copilot",
+    "INC-5",
+    "gradual_drift",
+    "support answers slowly get longer",
+    at(7, 0, 0),
+    at(3650, 0, 0),
+    "support-copilot",
     {"service_name": "support-copilot", "span_kind": "LLM"},
-    "Answer length (completion tokens) of support-copilot creeps up linearly, about +6% per day "
-    "from 2026-11-16 to about +40% by 2026-11-22; each day's change is within normal day-to-day "
-    "variation, so a fixed day-over-day threshold misses it. Groundedness is unchanged.",
+    "Answer length (completion tokens, output length) of support-copilot creeps up linearly from "
+    "2026-11-16, about +6% per day, to about +45% by the end of 2026-11-22 (one more generic "
+    "sentence per answer), then stays there. No single day jumps, so a fixed day-over-day or "
+    "+50% threshold misses it; a trend against the clean-week baseline finds it. Labels stay "
+    "grounded (the added sentences are generic advice, not claims), though a sentence-level "
+    "scorer may dip slightly. The window is open-ended: its end is the end of the range.",
 )
 
 INCIDENTS: tuple[Incident, ...] = (
-    PROMPT_ROLLOUT, RETRY_LOOP, PROVIDER_OUTAGE, INDEX_DEGRADATION, ANSWER_LENGTH_DRIFT,
+    PROMPT_ROLLOUT,
+    RETRY_LOOP,
+    PROVIDER_OUTAGE,
+    INDEX_DEGRADATION,
+    ANSWER_LENGTH_DRIFT,
 )
 
 
+DRIFT_RAMP_NS = 7 * 86_400 * NS_PER_S
+
+
 def drift_progress(t_ns: int) -> float:
-    """0 before the answer-length drift, rising linearly to 1 at its end."""
-    inc = ANSWER_LENGTH_DRIFT
-    if t_ns < inc.onset_ns:
+    """0 before the answer-length drift, rising linearly to 1 over 7 days, then flat."""
+    onset = ANSWER_LENGTH_DRIFT.onset_ns
+    if t_ns < onset:
         return 0.0
-    return min(1.0, (t_ns - inc.onset_ns) / (inc.end_ns - inc.onset_ns))
+    return min(1.0, (t_ns - onset) / DRIFT_RAMP_NS)
 
 
 def incidents_in_range(range_end: datetime) -> list[Incident]:

@@ -54,16 +54,23 @@ def plan_attempts(
     """Return the attempts and whether the request finally succeeded."""
     if mode == failures.RATE_LIMITED:
         attempts = [
-            Attempt(primary, failures.make_rate_limit_error(rng, primary.provider_id, primary.name, caller),
-                    rng.uniform(60, 420), gap_before_ms=0.0 if i == 0 else rng.uniform(400, 2000) * 2**i)
+            Attempt(
+                primary,
+                failures.make_rate_limit_error(rng, primary.provider_id, primary.name, caller),
+                rng.uniform(60, 420),
+                gap_before_ms=0.0 if i == 0 else rng.uniform(400, 2000) * 2**i,
+            )
             for i in range(rng.choice((1, 1, 2, 3)))
         ]
         attempts.append(Attempt(primary, gap_before_ms=rng.uniform(500, 4000) * len(attempts)))
         return attempts, True
     if mode == failures.PROVIDER_TIMEOUT:
         timeout_s = rng.choice((30, 60, 60, 120))
-        first = Attempt(primary, failures.make_timeout_error(rng, primary.provider_id, caller, timeout_s),
-                        timeout_s * 1000.0 + rng.uniform(0, 40))
+        first = Attempt(
+            primary,
+            failures.make_timeout_error(rng, primary.provider_id, caller, timeout_s),
+            timeout_s * 1000.0 + rng.uniform(0, 40),
+        )
         if rng.random() < 0.4:
             return [first, Attempt(primary, gap_before_ms=rng.uniform(200, 1500))], True
         return [first], False
@@ -78,12 +85,18 @@ def plan_attempts(
         explicit = rng.random() < 0.5
         return [
             Attempt(primary, error, duration),
-            Attempt(fallback, gap_before_ms=rng.uniform(5, 60), is_fallback=True,
-                    explicit_marker=explicit, fallback_from=primary.name if explicit else None),
+            Attempt(
+                fallback,
+                gap_before_ms=rng.uniform(5, 60),
+                is_fallback=True,
+                explicit_marker=explicit,
+                fallback_from=primary.name if explicit else None,
+            ),
         ], True
     if mode == failures.CONTEXT_LENGTH_EXCEEDED:
         requested = max(requested_tokens, primary.context_tokens + rng.randint(500, 40_000))
-        error = failures.make_context_length_error(rng, primary.provider_id, primary.context_tokens,
-                                                   requested, caller)
+        error = failures.make_context_length_error(
+            rng, primary.provider_id, primary.context_tokens, requested, caller
+        )
         return [Attempt(primary, error, rng.uniform(90, 600))], False
     return [Attempt(primary)], True

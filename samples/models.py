@@ -45,7 +45,10 @@ def estimate_tokens(text: str) -> int:
 
 
 def sample_call_timing_ms(
-    rng: random.Random, model: Model, prompt_tokens: int, completion_tokens: int,
+    rng: random.Random,
+    model: Model,
+    prompt_tokens: int,
+    completion_tokens: int,
     slowdown: float = 1.0,
 ) -> tuple[float, float]:
     """Return (time to first token, total duration) in ms for one successful call."""

@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 AttributeValue = str | bool | int | float | Sequence[str]
+Attributes = dict[str, AttributeValue | None]
 
 # OTLP enum values (opentelemetry/proto/trace/v1/trace.proto).
 SPAN_KIND_INTERNAL = 1

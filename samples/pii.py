@@ -7,7 +7,7 @@ Contract:
   and returns the text plus the inserted ``(value, entity_type)`` pairs.
 - ``locate_pii`` finds every occurrence of those values in a string attribute. Positions are
   Python ``str`` indices (code points) into the attribute's string value, end exclusive. The
-  generator calls it on every string attribute (and event attribute) of a trace that received
+  generator calls it on every string attribute, event attribute and status message of a trace that received
   personal data, so a value copied into a prompt, a template variable or an exception message
   is located in each place it appears.
 - Entity types follow Presidio's names (PERSON, EMAIL_ADDRESS, PHONE_NUMBER, CREDIT_CARD,
@@ -60,8 +60,12 @@ def _make_api_keys(rng: random.Random, count: int) -> list[str]:
         elif kind == 3:
             keys.append("sk_live_" + "".join(rng.choices(alnum, k=32)))
         else:
-            keys.append("xoxb-" + "-".join("".join(rng.choices(string.digits, k=12)) for _ in range(2))
-                        + "-" + "".join(rng.choices(alnum, k=24)))
+            keys.append(
+                "xoxb-"
+                + "-".join("".join(rng.choices(string.digits, k=12)) for _ in range(2))
+                + "-"
+                + "".join(rng.choices(alnum, k=24))
+            )
     return keys
 
 
@@ -98,9 +102,7 @@ class PiiPool:
         return rng.choice(self.values[entity_type])
 
 
-def render_pii_text(
-    template: str, pool: PiiPool, rng: random.Random
-) -> tuple[str, list[PiiValue]]:
+def render_pii_text(template: str, pool: PiiPool, rng: random.Random) -> tuple[str, list[PiiValue]]:
     """Fill ``{ENTITY}`` placeholders with pool values; return the text and what was inserted."""
     inserted: list[PiiValue] = []
 

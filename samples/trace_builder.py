@@ -6,8 +6,8 @@ Contract:
 - Spans are collected as plain records and encoded by ``finish()``. When the trace received
   personal data, ``finish()`` scans every string attribute of every span, and every string
   attribute of every span event, for each inserted value and records each occurrence as
-  ``{trace_id, span_id, field, start, end, entity_type}``; for event attributes ``field`` is
-  ``events[<index>].<key>``.
+  ``{trace_id, span_id, field, start, end, entity_type, text}``; for event attributes ``field``
+  is ``events[<index>].<key>``, for the span's status description it is ``status.message``.
 - ``TraceLabel`` is the per-trace ground truth: service, failure mode (or None), grounded
   (True/False, None when not applicable: no retrieved context, no answer, or a refusal),
   fallback, prompt version and incident ids.
@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from samples.otlp_json import AttributeValue, encode_span
+from samples.otlp_json import Attributes, encode_span
 from samples.pii import PiiValue, locate_pii
 
 
@@ -53,7 +53,7 @@ class _SpanRecord:
     kind: int
     start_ns: int
     end_ns: int
-    attributes: dict[str, AttributeValue | None]
+    attributes: Attributes
     events: list[dict[str, Any]]
     status_code: int
     status_message: str | None
@@ -81,14 +81,26 @@ class TraceBuilder:
         kind: int,
         start_ns: int,
         end_ns: int,
-        attributes: dict[str, AttributeValue | None],
+        attributes: Attributes,
         events: list[dict[str, Any]] | None = None,
         status_code: int = 0,
         status_message: str | None = None,
     ) -> None:
         """Record one span (encoded later by ``finish``)."""
-        self._spans.append(_SpanRecord(span_id, parent_span_id, name, kind, start_ns, end_ns,
-                                       attributes, events or [], status_code, status_message))
+        self._spans.append(
+            _SpanRecord(
+                span_id,
+                parent_span_id,
+                name,
+                kind,
+                start_ns,
+                end_ns,
+                attributes,
+                events or [],
+                status_code,
+                status_message,
+            )
+        )
 
     @property
     def num_spans(self) -> int:
@@ -106,12 +118,23 @@ class TraceBuilder:
                     for kv in event.get("attributes", ()):
                         text = kv["value"].get("stringValue")
                         if text:
-                            located.extend(self._located(rec.span_id, f"events[{i}].{kv['key']}", text))
+                            located.extend(
+                                self._located(rec.span_id, f"events[{i}].{kv['key']}", text)
+                            )
+                if rec.status_message:
+                    located.extend(self._located(rec.span_id, "status.message", rec.status_message))
         spans = [
             encode_span(
-                trace_id=self.trace_id, span_id=r.span_id, parent_span_id=r.parent_span_id,
-                name=r.name, kind=r.kind, start_ns=r.start_ns, end_ns=r.end_ns,
-                attributes=r.attributes, events=r.events, status_code=r.status_code,
+                trace_id=self.trace_id,
+                span_id=r.span_id,
+                parent_span_id=r.parent_span_id,
+                name=r.name,
+                kind=r.kind,
+                start_ns=r.start_ns,
+                end_ns=r.end_ns,
+                attributes=r.attributes,
+                events=r.events,
+                status_code=r.status_code,
                 status_message=r.status_message,
             )
             for r in self._spans
@@ -120,7 +143,14 @@ class TraceBuilder:
 
     def _located(self, span_id: str, field_name: str, text: str) -> list[dict[str, Any]]:
         return [
-            {"trace_id": self.trace_id, "span_id": span_id, "field": field_name,
-             "start": start, "end": end, "entity_type": etype, "text": value}
+            {
+                "trace_id": self.trace_id,
+                "span_id": span_id,
+                "field": field_name,
+                "start": start,
+                "end": end,
+                "entity_type": etype,
+                "text": value,
+            }
             for start, end, etype, value in locate_pii(text, self.pii)
         ]

@@ -59,7 +59,11 @@ def _minute_weights(service: str) -> list[float]:
     weights = []
     for minute in range(1440):
         h = minute / 60.0
-        w = 0.22 + math.exp(-(((h - 14.5) / 3.6) ** 2)) + 0.35 * math.exp(-(((h - 20.5) / 2.2) ** 2))
+        w = (
+            0.22
+            + math.exp(-(((h - 14.5) / 3.6) ** 2))
+            + 0.35 * math.exp(-(((h - 20.5) / 2.2) ** 2))
+        )
         if service == EXTRACTION and 2.0 <= h < 2.75:
             w += 2.5  # nightly batch job
         weights.append(w)
@@ -84,8 +88,15 @@ def plan_bursts(seed: int, num_days: int) -> list[Burst]:
     for day in range(num_days):
         for service in SERVICES:
             if rng.random() < 0.18:
-                bursts.append(Burst(service, day, rng.randint(8 * 60, 19 * 60),
-                                    rng.randint(15, 50), round(rng.uniform(3.0, 5.0), 2)))
+                bursts.append(
+                    Burst(
+                        service,
+                        day,
+                        rng.randint(8 * 60, 19 * 60),
+                        rng.randint(15, 50),
+                        round(rng.uniform(3.0, 5.0), 2),
+                    )
+                )
     return bursts
 
 
@@ -102,18 +113,28 @@ def _user_id(service: str, index: int) -> str:
     if service == EXTRACTION:
         return f"tenant-{index:03d}"
     if service == AGENT:
-        return f"ops-{index:02d}@shop.example"
+        return f"ops-{index:02d}"
     return f"usr_{(index * 2654435761) % (1 << 32):08x}"
 
 
-def plan_arrivals(seed: int, service: str, day: int, scale: float, bursts: list[Burst]) -> list[Arrival]:
+def plan_arrivals(
+    seed: int, service: str, day: int, scale: float, bursts: list[Burst]
+) -> list[Arrival]:
     """Trace start times of one service on one day (see module docstring)."""
     rng = random.Random(f"arrivals-{seed}-{service}-{day}")
     weights = _weights_with_bursts(service, day, bursts)
     base_weight = sum(_WEIGHTS[service])
-    expected = (_TRACES_PER_DAY[service] * scale * _day_factor(service, day)
-                / _mean_day_factor(service) * sum(weights) / base_weight)
-    num_sessions = max(0, round(rng.gauss(expected / _MEAN_TURNS[service], math.sqrt(expected) * 0.5)))
+    expected = (
+        _TRACES_PER_DAY[service]
+        * scale
+        * _day_factor(service, day)
+        / _mean_day_factor(service)
+        * sum(weights)
+        / base_weight
+    )
+    num_sessions = max(
+        0, round(rng.gauss(expected / _MEAN_TURNS[service], math.sqrt(expected) * 0.5))
+    )
     day_start_ns = to_ns(at(day, 0))
     day_end_ns = to_ns(at(day + 1, 0))
     minutes = rng.choices(range(1440), weights=weights, k=num_sessions)
@@ -121,7 +142,9 @@ def plan_arrivals(seed: int, service: str, day: int, scale: float, bursts: list[
     arrivals: list[Arrival] = []
     for minute in minutes:
         start = day_start_ns + minute * 60 * NS_PER_S + rng.randrange(60 * NS_PER_S)
-        user_index = min(num_users - 1, int(rng.paretovariate(1.2)) - 1 + rng.randrange(num_users) // 8)
+        user_index = min(
+            num_users - 1, int(rng.paretovariate(1.2)) - 1 + rng.randrange(num_users) // 8
+        )
         user = _user_id(service, user_index)
         session = f"{rng.getrandbits(64):016x}"
         if service == EXTRACTION:

@@ -24,3 +24,10 @@ def test_every_command_is_in_the_readme() -> None:
     missing = [name for name in subcommands if f"tracewatch {name}" not in README and name != "demo"]
     assert missing == []
     assert "make demo" in README and "make test" in README
+
+
+def test_every_alerts_option_is_documented() -> None:
+    from alerts.config import AlertsConfig
+
+    missing = [name for name in AlertsConfig.model_fields if name != "data_dir" and f"`alerts.{name}`" not in README]
+    assert missing == []

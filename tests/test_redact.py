@@ -59,7 +59,7 @@ def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def redactor(cache_dir: Path) -> Iterator[Redactor]:
-    with Redactor(RedactionConfig(workers=1), cache_dir) as built:
+    with Redactor(RedactionConfig(workers=0), cache_dir) as built:
         yield built
 
 
@@ -133,7 +133,7 @@ def test_json_message_array_in_attribute_is_redacted_leaf_wise(redactor: Redacto
 
 
 def test_allow_listed_keys_are_untouched(cache_dir: Path, redactor: Redactor) -> None:
-    config = RedactionConfig(workers=1, allow_keys=["user.id", "custom.*"])
+    config = RedactionConfig(workers=0, allow_keys=["user.id", "custom.*"])
     allow = Redactor.__new__(Redactor)  # share the loaded engine: only the allow-list differs
     allow.__dict__.update(redactor.__dict__)
     allow._allow_keys = list(config.allow_keys)
@@ -184,7 +184,12 @@ def test_disabled_passes_batch_through(tmp_path: Path) -> None:
     assert redactor.redact_text("ana@example.com") == ("ana@example.com", 0)
 
 
-def test_nothing_written_outside_cache_dir(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [0, 1])
+def test_nothing_written_outside_cache_dir_with_workers(tmp_path: Path, workers: int) -> None:
+    _check_nothing_written_outside_cache_dir(tmp_path, workers)
+
+
+def _check_nothing_written_outside_cache_dir(tmp_path: Path, workers: int) -> None:
     home = tmp_path / "home"
     home.mkdir()
     cache = tmp_path / "data" / "cache"
@@ -192,14 +197,153 @@ def test_nothing_written_outside_cache_dir(tmp_path: Path) -> None:
         f"""
         from pathlib import Path
         from collector.config import RedactionConfig
+        from collector.records import Span, SpanBatch, SpanKind
         from collector.redact import Redactor
-        r = Redactor(RedactionConfig(workers=1), Path({str(cache)!r}))
-        text, n = r.redact_text("mail jo@example.co.uk or visit https://example.com")
-        assert "<EMAIL_ADDRESS>" in text and n >= 1, text
+        r = Redactor(RedactionConfig(workers={workers}), Path({str(cache)!r}))
+        assert r.num_workers == {workers}
+        span = Span("ab" * 16, "cd" * 8, None, "n", SpanKind.LLM, None, 1, 2, "OK",
+                    input_text="mail jo@example.co.uk or visit https://example.com")
+        (out,) = r.redact(SpanBatch((span,))).spans
+        assert "<EMAIL_ADDRESS>" in out.input_text and out.redacted_count >= 1, out.input_text
+        r.close()
         """
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TLDEXTRACT", "XDG_"))}
     env["HOME"] = str(home)
-    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path, timeout=120)
+    subprocess.run([sys.executable, "-c", script], check=True, env=env, cwd=tmp_path, timeout=300)
     assert list(home.rglob("*")) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "home"]
+
+
+# -- NER gate ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("unit", "expected"),
+    [
+        ("Yesterday Jennifer Whitaker opened the ticket.", True),
+        ("my name is john smith and i need a refund.", True),  # cue word
+        ("i live in boston now.", True),
+        ("JOHN SMITH CALLED ABOUT THE INVOICE", True),
+        ("The export finished in about forty seconds.", False),  # only sentence-initial
+        ("retries are capped at five with exponential backoff", False),
+        ("for (i = 0; i < n; i++) { total += x[i]; }", False),
+        ("1234 5678 9012", False),
+        ("Jennifer reported the bug.", False),  # the known trade-off (quality bench prints it)
+    ],
+)
+def test_ner_gate(unit: str, expected: bool) -> None:
+    from collector.redact_engine import needs_ner
+
+    assert needs_ner(unit) is expected
+
+
+def test_gated_units_skip_the_model_but_patterns_still_run(redactor: Redactor) -> None:
+    engine = redactor.engine
+    before = engine.stats.units_gated
+    text = "please send the logs to ops.team@example.com, the export job keeps failing."
+    redacted, count = redactor.redact_text(text)
+    assert redacted == "please send the logs to <EMAIL_ADDRESS>, the export job keeps failing."
+    assert count == 1
+    assert engine.stats.units_gated > before
+
+
+def test_lowercase_name_after_a_cue_is_still_redacted(redactor: Redactor) -> None:
+    redacted, _ = redactor.redact_text("hi, my name is john smith and i live in boston.")
+    assert "john smith" not in redacted and "<PERSON>" in redacted
+
+
+def test_question_repeated_in_prompt_is_analysed_once(cache_dir: Path) -> None:
+    with Redactor(RedactionConfig(workers=0), cache_dir) as fresh:
+        question = "How do I reset my password? I'm Maria Gonzalez from Denver."
+        prompt = f"System prompt.\nContext:\n[doc 1]\nSome doc.\n\nQuestion: {question}"
+        results = fresh.engine.redact_texts([question, prompt])
+        stats = fresh.engine.stats
+        assert stats.units_through_ner == 1  # the name sentence, once; the rest is gated
+        assert "Maria Gonzalez" not in results[0].text and "Maria Gonzalez" not in results[1].text
+        assert results[1].text.endswith("Question: " + results[0].text)
+
+
+# -- worker processes -------------------------------------------------------------------
+
+
+def rag_batch(num_traces: int) -> SpanBatch:
+    spans = []
+    for trace in range(num_traces):
+        trace_id = f"{trace + 1:032x}"
+        question = f"Why does export {trace} fail? I am Jennifer Whitaker, mail jw{trace}@example.com."
+        spans.append(make_span(trace_id=trace_id, span_id=f"{trace:015x}0", input_text=question,
+                               output_text=f"Open Settings in the Acme Console, then retry job {trace}."))
+        spans.append(make_span(trace_id=trace_id, span_id=f"{trace:015x}1", input_text=question,
+                               retrievals=(RetrievedDocument(0, "d", 0.5, "Call 415-555-0199 for help."),)))
+        spans.append(make_span(trace_id=trace_id, span_id=f"{trace:015x}2",
+                               input_text=f"You help.\nContext:\nCall 415-555-0199 for help.\n\nQuestion: {question}",
+                               attributes={"llm.input_messages": json.dumps([{"role": "user", "content": question}])}))
+    return SpanBatch(tuple(spans))
+
+
+@pytest.fixture(scope="module")
+def pooled(cache_dir: Path) -> Iterator[Redactor]:
+    with Redactor(RedactionConfig(workers=2), cache_dir) as built:
+        assert built.num_workers == 2
+        yield built
+
+
+def test_sharding_by_trace_id_gives_the_in_process_result(pooled: Redactor, redactor: Redactor) -> None:
+    from collector.redact import shard_of
+
+    batch = rag_batch(12)
+    assert len({shard_of(span.trace_id, 2) for span in batch.spans}) == 2  # both workers used
+    assert shard_of("0af7651916cd43dd8448eb211c80319c", 2) == shard_of("0af7651916cd43dd8448eb211c80319c", 2)
+    before = pooled.num_entities_redacted
+    assert pooled.redact(batch) == redactor.redact(batch)  # same spans, same order
+    assert pooled.num_entities_redacted - before == sum(s.redacted_count for s in redactor.redact(batch).spans)
+
+
+def test_dead_worker_is_replaced_and_a_failed_shard_is_withheld(
+    pooled: Redactor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batch = rag_batch(6)
+    victim = pooled._workers[0]
+    assert victim is not None
+    victim._process.kill()
+    victim._process.wait()
+    out = pooled.redact(batch)  # dead before the send: replaced, shard sent again
+    assert not any(span.text_withheld for span in out.spans)
+    assert pooled.num_workers == 2 and pooled._workers[0] is not victim
+    failing = pooled._workers[1]
+    assert failing is not None
+
+    def broken_receive(timeout_s: float) -> None:
+        raise EOFError("worker died mid-batch")
+
+    monkeypatch.setattr(failing, "receive", broken_receive)
+    before = pooled.num_spans_withheld
+    out = pooled.redact(batch)
+    withheld = [span for span in out.spans if span.text_withheld]
+    assert withheld and len(withheld) < len(out.spans)
+    assert all(span.input_text is None for span in withheld)
+    assert pooled.num_spans_withheld == before + len(withheld)
+    assert pooled._workers[1] is not failing and pooled.num_workers == 2
+    assert not any(span.text_withheld for span in pooled.redact(batch).spans)
+
+
+def test_pool_that_cannot_start_falls_back_to_in_process(
+    cache_dir: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sys, "executable", str(cache_dir / "no-such-python"))
+    with caplog.at_level("WARNING", logger="collector.redact"):
+        fallback = Redactor(RedactionConfig(workers=2), cache_dir)
+    assert fallback.num_workers == 0
+    assert any("redacting in the calling process" in r.getMessage() for r in caplog.records)
+    (out,) = fallback.redact(SpanBatch((make_span(input_text="mail ana@example.com"),))).spans
+    assert out.input_text == "mail <EMAIL_ADDRESS>"
+    fallback.close()
+
+
+def test_worker_that_fails_at_start_falls_back_and_config_errors_surface(cache_dir: Path) -> None:
+    # The worker fails to build its engine -> fallback to in-process, which raises the
+    # configuration error itself (a bad model path stops the collector at start-up).
+    config = RedactionConfig(workers=1, spacy_model_path=str(cache_dir / "no-such-model"))
+    with pytest.raises(Exception, match="spaCy pipeline"):  # the config error itself is the parent's
+        Redactor(config, cache_dir)

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 from genai_prices import Usage, calc_price
-from google.protobuf import json_format
+from google.protobuf import json_format  # type: ignore[import-untyped]
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from samples.failures import FAILURE_MODES
@@ -32,7 +32,7 @@ HEX16 = re.compile(r"^[0-9a-f]{16}$")
 @pytest.fixture(scope="module")
 def two_days(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("two_days")
-    generate_samples(out, days=2, seed=7)
+    generate_samples(out, days=2, seed=7, scale=0.5)
     return out
 
 
@@ -153,7 +153,9 @@ def test_pii_positions_point_at_the_pii_text(two_days: Path) -> None:
     for entity in truth["pii"]:
         span = spans[(entity["trace_id"], entity["span_id"])]
         field = entity["field"]
-        if field.startswith("events["):
+        if field == "status.message":
+            value = span["status"]["message"]
+        elif field.startswith("events["):
             index, key = re.match(r"events\[(\d+)\]\.(.+)", field).groups()  # type: ignore[union-attr]
             value = attribute_values(span["events"][int(index)])[key]
         else:
@@ -173,7 +175,9 @@ def test_about_fifteen_percent_of_support_inputs_carry_personal_data(two_days: P
 
 def test_failure_modes_are_present_and_labelled(two_days: Path) -> None:
     truth = load_ground_truth(two_days)
-    modes = Counter(label["failure_mode"] for label in truth["traces"].values() if label["failure_mode"])
+    modes = Counter(
+        label["failure_mode"] for label in truth["traces"].values() if label["failure_mode"]
+    )
     assert set(modes) <= set(FAILURE_MODES)
     assert len([m for m, n in modes.items() if n >= 10]) >= 8
 
@@ -219,18 +223,35 @@ def test_incidents_fall_in_range_and_label_traces_in_their_window(small_fortnigh
     end = datetime.fromisoformat(truth["time_range"]["end"])
     incidents = {i["incident_id"]: i for i in truth["incidents"]}
     assert {i["kind"] for i in incidents.values()} == {
-        "prompt_rollout", "retry_loop", "provider_outage", "retrieval_degradation", "gradual_drift"}
+        "prompt_rollout",
+        "retry_loop",
+        "provider_outage",
+        "retrieval_degradation",
+        "gradual_drift",
+    }
     for inc in incidents.values():
-        assert start <= datetime.fromisoformat(inc["onset"]) < datetime.fromisoformat(inc["end"]) <= end
+        assert (
+            start
+            <= datetime.fromisoformat(inc["onset"])
+            < datetime.fromisoformat(inc["end"])
+            <= end
+        )
         assert inc["affected_slice"] and inc["expected_effect"]
-    roots = {span["traceId"]: int(span["startTimeUnixNano"])
-             for _, span in iter_spans(small_fortnight) if "parentSpanId" not in span}
+    roots = {
+        span["traceId"]: int(span["startTimeUnixNano"])
+        for _, span in iter_spans(small_fortnight)
+        if "parentSpanId" not in span
+    }
     labelled: Counter[str] = Counter()
     for trace_id, label in truth["traces"].items():
         for incident_id in label["incidents"]:
             inc = incidents[incident_id]
             t = roots[trace_id] / 1e9
-            assert datetime.fromisoformat(inc["onset"]).timestamp() <= t < datetime.fromisoformat(inc["end"]).timestamp()
+            assert (
+                datetime.fromisoformat(inc["onset"]).timestamp()
+                <= t
+                < datetime.fromisoformat(inc["end"]).timestamp()
+            )
             labelled[incident_id] += 1
     assert set(labelled) == set(incidents)
     clean = set(truth["clean_days"])
@@ -242,10 +263,14 @@ def test_incidents_fall_in_range_and_label_traces_in_their_window(small_fortnigh
 
 def test_provider_outage_raises_the_fallback_rate(small_fortnight: Path) -> None:
     truth = load_ground_truth(small_fortnight)
-    inside = [label["fallback"] for label in truth["traces"].values()
-              if "INC-3" in label["incidents"]]
-    outside = [label["fallback"] for label in truth["traces"].values()
-               if label["service"] in ("support-copilot", "agent") and not label["incidents"]]
+    inside = [
+        label["fallback"] for label in truth["traces"].values() if "INC-3" in label["incidents"]
+    ]
+    outside = [
+        label["fallback"]
+        for label in truth["traces"].values()
+        if label["service"] in ("support-copilot", "agent") and not label["incidents"]
+    ]
     assert statistics.mean(inside) > 0.4 > 0.05 > statistics.mean(outside)
 
 
@@ -260,7 +285,9 @@ def test_days_extend_the_fixed_calendar(small_fortnight: Path) -> None:
 def test_genai_prices_knows_every_public_model_and_not_the_private_one(model: Any) -> None:
     usage = Usage(input_tokens=1000, cache_read_tokens=200, output_tokens=100)
     if model.priced:
-        assert calc_price(usage, model_ref=model.name, provider_id=model.provider_id).total_price > 0
+        assert (
+            calc_price(usage, model_ref=model.name, provider_id=model.provider_id).total_price > 0
+        )
     else:
         with pytest.raises(LookupError):
             calc_price(usage, model_ref=model.name, provider_id=model.provider_id)
@@ -270,12 +297,38 @@ def test_each_service_speaks_its_own_dialect(two_days: Path) -> None:
     keys: dict[str, set[str]] = defaultdict(set)
     for service, span in iter_spans(two_days):
         keys[service].update(attribute_values(span))
-    assert {"openinference.span.kind", "llm.prompt_template.version", "llm.token_count.prompt",
-            "llm.token_count.prompt_details.cache_read", "retrieval.documents.0.document.score",
-            "session.id", "user.id"} <= keys["support-copilot"]
-    assert {"gen_ai.operation.name", "gen_ai.provider.name", "gen_ai.usage.input_tokens",
-            "gen_ai.input.messages", "gen_ai.output.messages",
-            "gen_ai.response.time_to_first_chunk"} <= keys["doc-extraction"]
-    assert {"traceloop.span.kind", "traceloop.entity.input", "llm.usage.total_tokens",
-            "llm.request.type", "gen_ai.prompt.0.content", "gen_ai.completion.0.content"} <= keys["agent"]
+    assert {
+        "openinference.span.kind",
+        "llm.prompt_template.version",
+        "llm.token_count.prompt",
+        "llm.token_count.prompt_details.cache_read",
+        "retrieval.documents.0.document.score",
+        "session.id",
+        "user.id",
+    } <= keys["support-copilot"]
+    assert {
+        "gen_ai.operation.name",
+        "gen_ai.provider.name",
+        "gen_ai.usage.input_tokens",
+        "gen_ai.input.messages",
+        "gen_ai.output.messages",
+        "gen_ai.response.time_to_first_chunk",
+    } <= keys["doc-extraction"]
+    assert {
+        "traceloop.span.kind",
+        "traceloop.entity.input",
+        "llm.usage.total_tokens",
+        "llm.request.type",
+        "gen_ai.prompt.0.content",
+        "gen_ai.completion.0.content",
+    } <= keys["agent"]
     assert not any(k.startswith(("openinference.", "traceloop.")) for k in keys["doc-extraction"])
+
+
+def test_days_beyond_the_calendar_keep_the_open_ended_drift(tmp_path: Path) -> None:
+    summary = generate_samples(tmp_path, days=16, seed=7, scale=0.02)
+    assert summary["time_range"]["end"] == "2026-11-25T00:00:00Z"
+    assert len(summary["files"]["traces"]) == 16
+    drift = next(i for i in summary["incidents"] if i["kind"] == "gradual_drift")
+    assert drift["end"] == "2026-11-25T00:00:00Z"
+    assert summary["clean_days"] == ["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-15"]

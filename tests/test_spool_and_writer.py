@@ -40,7 +40,10 @@ def test_spool_is_private_bounded_and_ordered(tmp_path: Path) -> None:
     with pytest.raises(SpoolFullError):
         spool.append(PayloadFormat.JSON, b"y" * 60, 3)
     second = spool.append(PayloadFormat.PROTOBUF, b"z" * 30, 2)
-    assert [e.seq for e in spool.take(max_spans=100, timeout_s=0)] == [first.seq, second.seq]
+    taken = spool.take(max_spans=100, timeout_s=0)
+    assert [e.seq for e in taken] == [first.seq, second.seq]
+    assert spool.take(max_spans=100, timeout_s=0) == []  # in flight
+    spool.release(taken)
     assert [e.seq for e in spool.take(max_spans=3, timeout_s=0)] == [first.seq]
     spool.remove([first])
     assert spool.num_bytes == 30 and not first.path.exists()

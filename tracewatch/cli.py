@@ -14,9 +14,14 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from alerts.errors import AlertsError
 from analytics.errors import AnalyticsError
 from collector.errors import TracewatchError
 from tracewatch import commands
+from tracewatch.alerts_command import add_alerts_parser
+from tracewatch.app_command import add_app_parser
+from tracewatch.clusters_command import add_clusters_parser
+from tracewatch.metrics_command import add_metrics_parser
 
 EXIT_INPUT_ERROR = 2
 
@@ -68,6 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
     retention.add_argument("--older-than", required=True, help="e.g. 30d, 12h")
     retention.set_defaults(handler=commands.run_retention)
 
+    add_metrics_parser(sub)
+    add_clusters_parser(sub)
+    add_alerts_parser(sub)
+    add_app_parser(sub)
+
     samples = sub.add_parser("samples", help="sample traces")
     samples_sub = samples.add_subparsers(dest="samples_command", required=True)
     generate = samples_sub.add_parser("generate", help="generate the sample traces")
@@ -90,10 +100,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Presidio logs every recognizer it loads and every spaCy label it keeps: noise.
+    for noisy in ("presidio-analyzer", "presidio-anonymizer"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         return handler(args)
-    except (TracewatchError, AnalyticsError) as exc:
+    except (TracewatchError, AnalyticsError, AlertsError) as exc:
         print(f"tracewatch: error: {exc}", file=sys.stderr)
         return EXIT_INPUT_ERROR
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ import argparse
 import csv
 import hashlib
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +18,8 @@ from analytics.views import open_store
 from collector.config import CollectorConfig, load_collector_config
 from collector.errors import TracewatchError
 from collector.ingest import IngestReport, ingest_files, list_input_files
-from collector.pipeline import Pipeline, build_redactor, build_writer
+from collector.pipeline import build_writer
+from collector.workers import PipelineExecutor
 from collector.retention import cutoff_before, delete_older_than, parse_duration_s
 
 
@@ -58,11 +59,12 @@ def ingest_paths(config: CollectorConfig, paths: list[Path], progress: bool) -> 
     files = list_input_files(paths)
     if not files:
         raise TracewatchError("no input files found in " + ", ".join(str(p) for p in paths))
-    redactor = build_redactor(config)
     writer = build_writer(config)
+    executor = PipelineExecutor(config, config.workers)
     try:
-        return ingest_files(files, Pipeline(redactor), writer, progress=progress)
+        return ingest_files(files, executor, writer, progress=progress)
     finally:
+        executor.close()
         writer.close()
 
 
@@ -201,7 +203,31 @@ def print_summary(config: CollectorConfig) -> None:
         print(f"    {service:<20} {count:>8,} traces  ${cost or 0:,.2f}")
 
 
+def prepare_demo_analytics(config: CollectorConfig) -> None:
+    """Groundedness scores, failure-mode clusters and the alert history of the sample data."""
+    from analytics.clusters import compute_clusters
+    from analytics.groundedness import score_store
+    from tracewatch.cli import main as cli_main
+
+    scored = score_store(config.data_dir)
+    print(f"demo: groundedness scored for {scored.num_scored:,} traces", flush=True)
+    con = open_store(config.data_dir)
+    first, last = con.execute("SELECT min(start_time), max(end_time) FROM traces").fetchone() or (None, None)
+    con.close()
+    if first is None or last is None:
+        return
+    result = compute_clusters(config.data_dir, first, last + timedelta(seconds=1))
+    print(f"demo: {len(result.clusters)} failure modes found", flush=True)
+    code = cli_main(["alerts", "replay", "--from", first.isoformat(), "--to",
+                     (last + timedelta(minutes=5)).isoformat(), "--record",
+                     "--data-dir", str(config.data_dir), "--format", "csv"])
+    if code != 0:
+        raise TracewatchError("demo: the alert replay over the sample data failed")
+
+
 def run_demo(args: argparse.Namespace) -> int:
+    from tracewatch.app_command import DEFAULT_PORT, start_app
+
     config = _config(args)
     samples_dir: Path = args.samples
     if not samples_dir.is_dir() or not list_input_files([samples_dir]):
@@ -214,16 +240,23 @@ def run_demo(args: argparse.Namespace) -> int:
     fingerprint = _fingerprint(files)
     if not marker.is_file() or marker.read_text() != fingerprint:
         print(f"demo: ingesting {len(files)} sample files into {config.data_dir} "
-              "(redaction on; the first run takes a few minutes) ...", flush=True)
+              "(redaction on; the first run takes several minutes) ...", flush=True)
         report = ingest_paths(config, files, progress=sys.stderr.isatty())
         print(f"demo: {report.num_spans_written:,} spans stored, "
               f"{report.num_entities_redacted:,} entities redacted", flush=True)
+        prepare_demo_analytics(config)
         marker.write_text(fingerprint)
     print_summary(config)
     if args.no_serve:
         return 0
-    print("demo: starting the collector; point an exporter at it with\n"
+    app = start_app(config.data_dir, DEFAULT_PORT)
+    print(f"demo: dashboard on http://127.0.0.1:{DEFAULT_PORT}\n"
+          "demo: starting the collector; point an exporter at it with\n"
           f"  OTEL_EXPORTER_OTLP_ENDPOINT=http://{config.http}\n"
           "Stop with Ctrl-C.", flush=True)
-    return run_collector_command(argparse.Namespace(data_dir=args.data_dir, http=None, grpc=None,
-                                                    no_redaction=False))
+    try:
+        return run_collector_command(argparse.Namespace(
+            data_dir=args.data_dir, http=None, grpc=None, no_redaction=False))
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
