@@ -30,6 +30,7 @@ Definitions (per group of traces; "rate" columns are NULL when their denominator
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
@@ -47,6 +48,7 @@ from analytics.filters import (
     quote_identifier,
     where_sql,
 )
+from analytics.views import trace_metrics_table
 
 GROUNDED_THRESHOLD = 0.5
 
@@ -100,7 +102,17 @@ _AGGREGATES = f"""
 """
 
 
+def _retarget(sql: str) -> str:
+    """Dimension SQL of ``analytics.filters`` over the per-trace metrics table ``t``.
+
+    ``filters`` names the trace's provider ``l.provider`` (alias of its LLM-spans
+    aggregate); here it is a column of the per-trace table itself.
+    """
+    return re.sub(r"\bl\.provider\b", "t.provider", sql)
+
+
 def _base_sql(
+    con: duckdb.DuckDBPyConnection,
     since: datetime | None,
     until: datetime | None,
     filters: Filters,
@@ -115,6 +127,7 @@ def _base_sql(
     filter_dims = [dim for dim, _ in filters.dimensions]
     attr_dims = attribute_keys([*dims, *filter_dims])
     where, params = where_sql(since, until, filters)
+    where = _retarget(where)
     group_cols: list[str] = []
     select_dims: list[str] = []
     if window is not None:
@@ -125,40 +138,35 @@ def _base_sql(
         group_cols.append("window_start")
     for dim in dims:
         name = quote_identifier(column_name(dim))
-        select_dims.append(f"{dimension_sql(dim)} AS {name}")
+        select_dims.append(f"{_retarget(dimension_sql(dim))} AS {name}")
         group_cols.append(name)
-    llm_attrs = "".join(
-        f",\n           arg_max({attribute_value_sql(d)}, end_time) AS {quote_identifier(d)}"
-        for d in attr_dims
-    )
-    root_cte = root_join = ""
+    table = trace_metrics_table(con)
+    ctes = joins = ""
     if attr_dims:
+        # Attribute dimensions read the raw spans' attributes (root span first, else the
+        # latest LLM span that carries the key); only when asked for.
+        llm_values = ", ".join(
+            f"arg_max({attribute_value_sql(d)}, end_time) AS {quote_identifier(d)}"
+            for d in attr_dims
+        )
         root_values = ", ".join(
             f"arg_min({attribute_value_sql(d)}, start_time) AS {quote_identifier(d)}"
             for d in attr_dims
         )
-        root_cte = (f", root AS (SELECT trace_id, {root_values} FROM spans "
-                    "WHERE parent_span_id IS NULL GROUP BY trace_id)")
-        root_join = "LEFT JOIN root r ON r.trace_id = t.trace_id"
+        ctes = (f"llm AS (SELECT trace_id, {llm_values} FROM _spans_raw "
+                "WHERE span_kind = 'LLM' GROUP BY trace_id),\n"
+                f"root AS (SELECT trace_id, {root_values} FROM _spans_raw "
+                "WHERE parent_span_id IS NULL GROUP BY trace_id),\n")
+        joins = ("LEFT JOIN llm l ON l.trace_id = t.trace_id "
+                 "LEFT JOIN root r ON r.trace_id = t.trace_id")
     sql = f"""
-WITH llm AS (
-    SELECT trace_id,
-           sum(cached_prompt_tokens) AS cached_prompt_tokens,
-           count(*) FILTER (WHERE cost_usd IS NULL) AS num_unpriced_llm_calls,
-           arg_max(provider, end_time)
-               FILTER (WHERE status_code <> 'ERROR' AND model_name IS NOT NULL) AS provider
-           {llm_attrs}
-    FROM spans WHERE span_kind = 'LLM' GROUP BY trace_id
-){root_cte},
-base AS (
+WITH {ctes}base AS (
     SELECT {''.join(d + ', ' for d in select_dims)}
            t.trace_id, t.start_time, t.duration_ms, t.status_code, t.llm_calls,
-           t.has_fallback, t.groundedness, t.cost_usd,
-           coalesce(l.num_unpriced_llm_calls, 0) AS num_unpriced_llm_calls,
-           t.prompt_tokens, t.completion_tokens, l.cached_prompt_tokens, t.total_tokens
-    FROM traces t
-    LEFT JOIN llm l ON l.trace_id = t.trace_id
-    {root_join}
+           t.has_fallback, t.groundedness, t.cost_usd, t.num_unpriced_llm_calls,
+           t.prompt_tokens, t.completion_tokens, t.cached_prompt_tokens, t.total_tokens
+    FROM {table} t
+    {joins}
     WHERE {where}
 )"""
     return sql, params, group_cols
@@ -210,7 +218,7 @@ def compute_kpis(
     >>> compute_kpis(con).select("num_requests", "error_rate").row(0)
     (0, None)
     """
-    base, params, group_cols = _base_sql(since, until, filters, by)
+    base, params, group_cols = _base_sql(con, since, until, filters, by)
     return _aggregate(con, base, params, group_cols)
 
 
@@ -231,7 +239,7 @@ def compute_timeseries(
     width = parse_window(window) if isinstance(window, str) else window
     if not isinstance(window, str):
         parse_window(f"{int(width.total_seconds())}s")  # same range check
-    base, params, group_cols = _base_sql(since, until, filters, by, window=width)
+    base, params, group_cols = _base_sql(con, since, until, filters, by, window=width)
     return _aggregate(con, base, params, group_cols)
 
 
@@ -249,7 +257,7 @@ def list_trace_metrics(
     cost_usd, num_unpriced_llm_calls, prompt_tokens, completion_tokens,
     cached_prompt_tokens, total_tokens.  Sorted by start_time, trace_id.
     """
-    base, params, group_cols = _base_sql(since, until, filters, by)
+    base, params, group_cols = _base_sql(con, since, until, filters, by)
     cols = [*group_cols, "trace_id", "start_time", "duration_ms", "status_code",
             "coalesce(status_code = 'ERROR', false) AS is_error", "llm_calls", "has_fallback",
             "groundedness", "cost_usd", "num_unpriced_llm_calls",

@@ -17,6 +17,7 @@ Derived columns (the metric definitions of DESIGN.md live here so every screen a
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import duckdb
@@ -91,7 +92,21 @@ def open_store(data_dir: Path, prices_file: Path | None = None) -> duckdb.DuckDB
     return con
 
 
-SPANS_VIEW = """
+# (trace_id, span_id) of the LLM spans that follow, in the same trace, an LLM span with status
+# ERROR on another model or provider (DESIGN "fallback").  Reads lean columns of the raw spans.
+INFERRED_FALLBACK_SQL = """
+    SELECT DISTINCT later.trace_id, later.span_id
+    FROM (SELECT trace_id, span_id, start_time, model_name, provider FROM _spans_raw
+          WHERE span_kind = 'LLM' AND status_code = 'ERROR') AS failed
+    JOIN (SELECT trace_id, span_id, start_time, model_name, provider FROM _spans_raw
+          WHERE span_kind = 'LLM') AS later
+      ON later.trace_id = failed.trace_id
+     AND later.span_id <> failed.span_id
+     AND later.start_time >= failed.start_time
+     AND (later.model_name IS DISTINCT FROM failed.model_name
+          OR later.provider IS DISTINCT FROM failed.provider)"""
+
+SPANS_VIEW = f"""
 CREATE OR REPLACE VIEW spans AS
 WITH base AS (
     SELECT s.* EXCLUDE (retrievals, evaluations, span_key, ingested_at, day),
@@ -110,16 +125,9 @@ WITH base AS (
       ON p.model_name = s.model_name AND p.provider IS NOT DISTINCT FROM s.provider
 ),
 inferred_fallback AS (
-    SELECT DISTINCT later.trace_id, later.span_id
-    FROM base AS failed
-    JOIN base AS later
-      ON later.trace_id = failed.trace_id
-     AND later.span_kind = 'LLM'
-     AND later.span_id <> failed.span_id
-     AND later.start_time >= failed.start_time
-     AND (later.model_name IS DISTINCT FROM failed.model_name
-          OR later.provider IS DISTINCT FROM failed.provider)
-    WHERE failed.span_kind = 'LLM' AND failed.status_code = 'ERROR'
+    -- Only traces that have a failed LLM span can have an inferred fallback: a small set,
+    -- read from the id/time/model columns only (no text), semi-joined on trace_id.
+    {INFERRED_FALLBACK_SQL}
 )
 SELECT b.trace_id, b.span_id, b.parent_span_id, b.name, b.span_kind, b.service_name,
        b.start_time, b.end_time, b.duration_ms, b.status_code, b.status_message,
@@ -221,3 +229,123 @@ SELECT p.trace_id,
 FROM per_trace p
 LEFT JOIN grounded g USING (trace_id)
 """
+
+# --- The lean per-trace metrics relation (internal; used by analytics.metrics) -------------
+#
+# ``_trace_metrics`` holds, per trace, exactly the values of ``traces`` that the metrics
+# aggregate (same definitions as TRACES_VIEW/SPANS_VIEW), plus the trace's provider, cached
+# prompt tokens and unpriced LLM calls.  It reads only id/time/numeric columns of the raw
+# spans (no text, no nested columns except the evaluations' scores), prices LLM spans with
+# ``model_prices``, and infers fallbacks only in traces that have a failed LLM span.  It is
+# materialised once per connection (a connection is bound to one snapshot, so the table
+# never goes stale), sorted by start_time so time filters skip row groups.
+
+TRACE_METRICS_TABLE = "_trace_metrics"
+
+TRACE_METRICS_SQL = f"""
+WITH s AS (
+    SELECT s.trace_id, s.parent_span_id, s.span_kind, s.service_name, s.start_time,
+           s.end_time, s.duration_ms, s.status_code, s.model_name, s.provider,
+           s.prompt_version, s.prompt_tokens, s.completion_tokens, s.cached_prompt_tokens,
+           s.total_tokens, s.fallback_marked,
+           CASE WHEN s.span_kind = 'LLM' THEN coalesce(
+               s.cost_usd_reported,
+               CASE WHEN p.input_usd_per_token IS NOT NULL THEN
+                   (coalesce(s.prompt_tokens, 0) - coalesce(s.cached_prompt_tokens, 0))
+                       * p.input_usd_per_token
+                   + coalesce(s.cached_prompt_tokens, 0)
+                       * coalesce(p.cached_input_usd_per_token, p.input_usd_per_token)
+                   + coalesce(s.completion_tokens, 0) * p.output_usd_per_token
+               END) END AS llm_cost_usd
+    FROM _spans_raw s
+    LEFT JOIN model_prices p
+      ON s.span_kind = 'LLM' AND p.model_name = s.model_name
+     AND p.provider IS NOT DISTINCT FROM s.provider
+),
+per_trace AS (
+    SELECT
+        trace_id,
+        arg_min(service_name, start_time) FILTER (WHERE parent_span_id IS NULL) AS root_service,
+        arg_min(service_name, start_time) AS any_service,
+        min(start_time) FILTER (WHERE parent_span_id IS NULL) AS root_start,
+        max(duration_ms) FILTER (WHERE parent_span_id IS NULL) AS root_duration_ms,
+        min(start_time) AS first_start,
+        max(end_time) AS last_end,
+        arg_min(status_code, start_time) FILTER (WHERE parent_span_id IS NULL) AS status_code,
+        count(*) FILTER (WHERE span_kind = 'LLM') AS llm_calls,
+        sum(prompt_tokens) FILTER (WHERE span_kind = 'LLM') AS prompt_tokens,
+        sum(completion_tokens) FILTER (WHERE span_kind = 'LLM') AS completion_tokens,
+        sum(cached_prompt_tokens) FILTER (WHERE span_kind = 'LLM') AS cached_prompt_tokens,
+        sum(total_tokens) FILTER (WHERE span_kind = 'LLM') AS total_tokens,
+        sum(llm_cost_usd) AS cost_usd,
+        count(*) FILTER (WHERE span_kind = 'LLM' AND llm_cost_usd IS NULL)
+            AS num_unpriced_llm_calls,
+        arg_max(model_name, end_time)
+            FILTER (WHERE span_kind = 'LLM' AND status_code <> 'ERROR' AND model_name IS NOT NULL)
+            AS model_name,
+        arg_max(provider, end_time)
+            FILTER (WHERE span_kind = 'LLM' AND status_code <> 'ERROR' AND model_name IS NOT NULL)
+            AS provider,
+        arg_max(prompt_version, start_time) FILTER (WHERE prompt_version IS NOT NULL)
+            AS prompt_version,
+        coalesce(bool_or(fallback_marked), false) AS fallback_marked
+    FROM s
+    GROUP BY trace_id
+),
+inferred AS (
+    SELECT DISTINCT trace_id FROM ({INFERRED_FALLBACK_SQL})
+),
+grounded AS (
+    SELECT trace_id, arg_min(score, ({GROUNDEDNESS_SOURCE_RANK}) * 1e12 - epoch(created_at))
+           AS groundedness
+    FROM evaluations
+    WHERE name = 'groundedness' AND score IS NOT NULL
+    GROUP BY trace_id
+)
+SELECT p.trace_id,
+       coalesce(p.root_service, p.any_service) AS service_name,
+       coalesce(p.root_start, p.first_start) AS start_time,
+       coalesce(p.root_duration_ms,
+                epoch_ms(p.last_end) - epoch_ms(p.first_start))::DOUBLE AS duration_ms,
+       p.status_code,
+       p.llm_calls,
+       p.prompt_tokens,
+       p.completion_tokens,
+       p.cached_prompt_tokens,
+       p.total_tokens,
+       p.cost_usd,
+       p.num_unpriced_llm_calls,
+       p.model_name,
+       p.provider,
+       p.prompt_version,
+       (p.fallback_marked OR i.trace_id IS NOT NULL) AS has_fallback,
+       CASE WHEN g.groundedness IS NOT NULL
+            THEN least(greatest(g.groundedness, 0.0), 1.0) END AS groundedness
+FROM per_trace p
+LEFT JOIN inferred i USING (trace_id)
+LEFT JOIN grounded g USING (trace_id)
+"""
+
+_TRACE_METRICS_LOCK = threading.Lock()
+
+
+def trace_metrics_table(con: duckdb.DuckDBPyConnection) -> str:
+    """Name of the materialised per-trace metrics table of ``con`` (built on first use).
+
+    Thread-safe: threads sharing a connection (the app) build it once.
+    """
+    with _TRACE_METRICS_LOCK:
+        cursor = con.cursor()
+        try:
+            found = cursor.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
+                "AND table_name = ?", [TRACE_METRICS_TABLE]
+            ).fetchone()
+            if not found or not found[0]:
+                cursor.execute(
+                    f"CREATE TABLE {TRACE_METRICS_TABLE} AS {TRACE_METRICS_SQL} "
+                    "ORDER BY start_time"
+                )
+        finally:
+            cursor.close()
+    return TRACE_METRICS_TABLE

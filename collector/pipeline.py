@@ -9,12 +9,14 @@ store.
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
 from collector.config import CollectorConfig
 from collector.decode import PayloadFormat, decode_export_request
 from collector.normalise import normalise_spans
 from collector.records import SpanBatch
-from collector.redact import Redactor
+if TYPE_CHECKING:  # spaCy and Presidio cost ~200 MB: only processes that redact load them
+    from collector.redact import Redactor
 from collector.writer import StoreWriter, WriterSettings
 
 class Pipeline:
@@ -36,6 +38,8 @@ class Pipeline:
 def build_redactor(config: CollectorConfig) -> Redactor | None:
     if not config.redaction.enabled:
         return None
+    from collector.redact import Redactor
+
     cache_dir = config.data_dir / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
     return Redactor(config.redaction, cache_dir)

@@ -31,8 +31,8 @@ from collector.writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
-MAX_INFLIGHT_BYTES = 96 * 1024 * 1024
-MAX_COMMIT_BYTES = 48 * 1024 * 1024
+MAX_INFLIGHT_BYTES = 48 * 1024 * 1024
+MAX_COMMIT_BYTES = 32 * 1024 * 1024
 _ERROR_BACKOFF_S = 2.0
 _POLL_S = 0.05
 
