@@ -138,11 +138,7 @@ def build_weekly_review(
     con = con if con is not None else open_store(Path(data_dir))
     try:
         filters = Filters.of(service_name=service) if service else NO_FILTERS
-        kpis = compute_kpis(con, since, until, filters).row(0, named=True)
-        if not kpis["num_requests"]:
-            where = f" for service {service!r}" if service else ""
-            raise AnalyticsError(f"no traces in week {format_iso_week(since)}{where}: "
-                                 "ingest data or pick another week")
+        kpis = require_week_kpis(con, week, service)
         previous_kpis = compute_kpis(con, previous_since, since, filters).row(0, named=True)
         comparisons = compare_all(con, Slice(previous_since, since, filters, "previous week"),
                                   Slice(since, until, filters, "this week"))
@@ -173,6 +169,19 @@ def build_weekly_review(
         failure_modes=modes, num_failing_traces=num_failing, prompt_versions=versions,
         alerts=alerts, examples=examples,
     )
+
+
+def require_week_kpis(con: duckdb.DuckDBPyConnection, week: str,
+                      service: str | None = None) -> dict[str, Any]:
+    """The week's KPIs (``compute_kpis`` row); AnalyticsError for a bad or empty week."""
+    since, until = parse_iso_week(week)
+    filters = Filters.of(service_name=service) if service else NO_FILTERS
+    kpis: dict[str, Any] = compute_kpis(con, since, until, filters).row(0, named=True)
+    if not kpis["num_requests"]:
+        where = f" for service {service!r}" if service else ""
+        raise AnalyticsError(f"no traces in week {format_iso_week(since)}{where}: "
+                             "ingest data or pick another week")
+    return kpis
 
 
 def _cost_by(con: duckdb.DuckDBPyConnection, by: list[str], since: datetime, until: datetime,
@@ -406,7 +415,9 @@ def _examples(this_week: pl.DataFrame, modes: pl.DataFrame, alerts: pl.DataFrame
         if row["representative_trace_id"]:
             picks.append((row["representative_trace_id"],
                           f"failure mode {row['cluster_id']} ({row['movement']}): {row['name']}"))
-    for row in alerts.head(2).iter_rows(named=True):
+    severity_rank = pl.col("severity").replace_strict(
+        {"critical": 0, "warning": 1}, default=2, return_dtype=pl.Int64)
+    for row in alerts.sort(severity_rank, "started_at").head(2).iter_rows(named=True):
         if row["example_trace_ids"]:
             picks.append((row["example_trace_ids"][0],
                           f"example of alert {row['rule']} ({row['group_key']})"))

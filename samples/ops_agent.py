@@ -255,6 +255,8 @@ def build_agent_trace(rng: random.Random, arrival: Arrival, pii: PiiPool) -> Tra
         None if ok else "triage failed",
     )
     reply = ""
+    if not ok:
+        label.prompt_version = None  # the versioned prompt is the planner's, never called
     if ok:
         planner_start = run.t
         history: list[tuple[str, str]] = [("system", system), ("user", request)]

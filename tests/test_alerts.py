@@ -374,3 +374,62 @@ def test_webhook_url_from_file(tmp_path: Path) -> None:
     config = AlertsConfig(data_dir=tmp_path, slack_webhook_url_file=url_file)
     assert config.webhook_url() == "http://127.0.0.1:9/hook"
     assert "127.0.0.1:9" not in repr(config)
+
+
+# --------------------------------------------------------------------------- command line
+
+def test_replay_command_notifies_slack_and_records(small_store: Path, tmp_path: Path) -> None:
+    """`tracewatch alerts replay --notify --record` through the real command and a loopback Slack."""
+    import json
+
+    from tests.collector_process import run_tracewatch, sql_rows
+
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(STORE_RULES)
+    since, until = ONSET - timedelta(hours=1), ONSET + timedelta(hours=2)
+    with run_slack_server() as slack:
+        result = run_tracewatch(
+            "alerts", "replay", "--from", since.isoformat(), "--to", until.isoformat(),
+            "--rules", str(rules), "--notify", "--record", "--format", "json",
+            "--data-dir", str(small_store), env={"TRACEWATCH_SLACK_WEBHOOK_URL": slack.url},
+        )
+        assert result.returncode == 0, result.stderr
+        events = json.loads(result.stdout)
+        assert [e["state"] if "state" in e else e.get("transition") for e in events] == ["firing", "resolved"]
+        assert len(slack.requests) == 2
+        firing_text = json.dumps(slack.requests[0].body)
+        assert "prompt_version" in firing_text and "v2" in firing_text
+        assert "127.0.0.1:8501" in firing_text  # a link into the dashboard, filtered
+    assert slack.url not in result.stderr and slack.url not in result.stdout
+    assert [r["state"] for r in sql_rows(small_store, "SELECT state FROM alerts WHERE rule = 'errors'")] == ["resolved"]
+
+
+def test_digest_command_posts_the_weekly_summary(small_store: Path) -> None:
+    from tests.collector_process import run_tracewatch
+
+    week = ONSET.strftime("%G-W%V")
+    with run_slack_server() as slack:
+        result = run_tracewatch("alerts", "digest", "--week", week, "--notify",
+                                "--data-dir", str(small_store),
+                                env={"TRACEWATCH_SLACK_WEBHOOK_URL": slack.url})
+        assert result.returncode == 0, result.stderr
+        assert len(slack.requests) == 1
+    text = str(slack.requests[0].body)
+    assert week in text or "week" in text.lower()
+    assert "requests" in text.lower()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["alerts", "digest", "--week", "2026-47"], "bad --week"),
+        (["alerts", "replay", "--from", "2026-03-02T13:00", "--to", "2026-03-02T12:00"], "--from must be before --to"),
+    ],
+)
+def test_alerts_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:
+    from tests.collector_process import run_tracewatch
+
+    result = run_tracewatch(*args, "--data-dir", str(tmp_path / "store"))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in result.stderr

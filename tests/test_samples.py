@@ -332,3 +332,26 @@ def test_days_beyond_the_calendar_keep_the_open_ended_drift(tmp_path: Path) -> N
     drift = next(i for i in summary["incidents"] if i["kind"] == "gradual_drift")
     assert drift["end"] == "2026-11-25T00:00:00Z"
     assert summary["clean_days"] == ["2026-11-09", "2026-11-10", "2026-11-11", "2026-11-15"]
+
+
+def test_the_samples_ingest_cleanly_and_match_their_ground_truth(two_days: Path, tmp_path: Path) -> None:
+    """Through the real `tracewatch ingest`: nothing rejected, and the store agrees with the truth."""
+    from tests.collector_process import run_tracewatch, sql_rows
+
+    data_dir = tmp_path / "store"
+    result = run_tracewatch("ingest", str(two_days), "--data-dir", str(data_dir), "--no-redaction")
+    assert result.returncode == 0, result.stderr
+    truth = load_ground_truth(two_days)
+    num_spans = sum(1 for _ in iter_spans(two_days))
+    assert f"ingested {num_spans} spans" in result.stdout and " 0 rejected" in result.stdout
+    rows = sql_rows(data_dir, "SELECT trace_id, service_name, has_fallback, prompt_version FROM traces")
+    assert len(rows) == len(truth["traces"])
+    by_id = {row["trace_id"]: row for row in rows}
+    mismatched_service = [t for t, label in truth["traces"].items() if by_id[t]["service_name"] != label["service"]]
+    assert mismatched_service == []
+    fallback_truth = {t for t, label in truth["traces"].items() if label["fallback"]}
+    fallback_store = {t for t, row in by_id.items() if row["has_fallback"]}
+    assert fallback_store == fallback_truth
+    versions = [(t, by_id[t]["prompt_version"], label["prompt_version"]) for t, label in truth["traces"].items()
+                if label.get("prompt_version") and by_id[t]["prompt_version"] != label["prompt_version"]]
+    assert versions == []

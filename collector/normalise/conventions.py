@@ -27,6 +27,9 @@ FALLBACK = "fallback"
 FALLBACK_FROM = "fallback_from"
 PROMPT_VERSION = "prompt.version"
 PROMPT_VERSION_UNDERSCORE = "prompt_version"
+# The GenAI conventions name prompts (gen_ai.prompt.name) but have no version key yet;
+# instrumentations that version prompts use this one.
+GENAI_PROMPT_VERSION = "gen_ai.prompt.version"
 
 EVAL_PREFIX = "eval."
 EVAL_SCORE = "score"
