@@ -18,8 +18,12 @@ Contract:
   day of the window at least ``growth_factor`` times the share on the earlier days), with at
   least ``min_traces`` traces.  For the alerts.
 - Clustering works on distinct descriptions (identical masked texts are one point weighted by
-  their count).  Above ``max_exact_points`` distinct points, MiniBatchKMeans first compresses
-  them into ``max_exact_points`` micro-clusters, and the agglomerative step runs on those.
+  their count), one selection-reason partition at a time.  A partition of at most
+  ``max_exact_points`` distinct points is clustered exactly; above, MiniBatchKMeans first
+  compresses it into ``compressed_points`` micro-clusters (a quarter of its points, at least
+  ``min_compressed_points``, at most ``max_compressed_points``) and the agglomerative step runs
+  on those.  Numeric libraries run single-threaded here: the matrices are small and, on a
+  shared machine, BLAS threads waiting on each other cost more than they save.
 
 Columns of the clusters frame: cluster_id, name, num_traces, share_of_traffic (of all traces in
 the window), share_of_failures, representative_trace_id, top_terms (list[str]), reasons
@@ -81,7 +85,9 @@ class ClusterSettings:
     """How traces are grouped (set by developers; the defaults were tuned on the sample set)."""
 
     distance_threshold: float = 0.62
-    max_exact_points: int = 1000
+    max_exact_points: int = 4000
+    min_compressed_points: int = 500
+    max_compressed_points: int = 1500
     features: FeatureSettings = field(default_factory=FeatureSettings)
     selection: SelectionSettings = field(default_factory=SelectionSettings)
     random_state: int = 0
@@ -121,6 +127,11 @@ def deduplicate(descriptions: Sequence[TraceDescription]) -> tuple[list[TraceDes
     return unique, inverse
 
 
+def compressed_points(n: int, settings: ClusterSettings) -> int:
+    """How many micro-clusters a partition of ``n`` distinct points is compressed into."""
+    return int(min(settings.max_compressed_points, max(settings.min_compressed_points, n // 4)))
+
+
 def assign_clusters(vectors: npt.NDArray[np.float64], weights: npt.NDArray[np.int64],
                     settings: ClusterSettings) -> npt.NDArray[np.int64]:
     """Cluster labels (0..k-1, largest first) of L2-normalised points with multiplicities."""
@@ -131,11 +142,12 @@ def assign_clusters(vectors: npt.NDArray[np.float64], weights: npt.NDArray[np.in
         return np.zeros(1, dtype=np.int64)
     points, to_point = vectors, np.arange(n)
     if n > settings.max_exact_points:
-        km = MiniBatchKMeans(n_clusters=settings.max_exact_points, random_state=settings.random_state,
+        k = compressed_points(n, settings)
+        km = MiniBatchKMeans(n_clusters=k, random_state=settings.random_state,
                              batch_size=4096, n_init=1, max_iter=50)
         to_point = km.fit_predict(vectors, sample_weight=weights.astype(np.float64))
         present = np.unique(to_point)
-        remap = np.full(settings.max_exact_points, -1)
+        remap = np.full(k, -1)
         remap[present] = np.arange(len(present))
         to_point = remap[to_point]
         points = km.cluster_centers_[present]

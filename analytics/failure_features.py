@@ -24,26 +24,33 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.feature_extraction.text import CountVectorizer
 from sklearn.preprocessing import normalize
 
 _PLACEHOLDER = re.compile(r"<([A-Z][A-Z_]{2,40})>")
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
+# The lookbehind makes a match start only at the beginning of a run of address characters (the
+# leftmost match is the same, without rescanning the run from every position inside it).
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+\.[\w.-]+")
 _URL = re.compile(r"\b(?:https?|wss?|grpc)://[^\s'\"<>)]+")
 _UUID = re.compile(r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b")
 _HEX = re.compile(r"\b(?:0x)?(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{8,}\b")
 _MIXED_ID = re.compile(r"\b(?=[\w-]*[A-Za-z])(?=[\w-]*\d)[A-Za-z0-9][\w-]{5,}\b")
 _HTTP_CODE = re.compile(r"(?:(?<=[\s'\"(:])|^)([45]\d\d)(?=\s+(?:-|[A-Z])|['\"]?\s*$)")
 _NUMBER = re.compile(r"(?<![A-Za-z0-9])[-+]?\d[\d,_]*(?:\.\d+)?(?:e[-+]?\d+)?")
-_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
-_SEPARATORS = re.compile(r"[_./\\:=|]+")
-_SPACES = re.compile(r"\s+")
+# CamelCase boundaries: a space after the character that ends a word ("aB" -> "a B", "ABc" -> "A Bc").
+_CAMEL = re.compile(r"([a-z0-9])(?=[A-Z])|([A-Z])(?=[A-Z][a-z])")
+_DIGIT = re.compile(r"\d")
+_UPPER = re.compile(r"[A-Z]")
+# Separators and white space both become one space.
+_SEPARATORS = re.compile(r"[\s_./\\:=|]+")
+_NON_WORD = re.compile(r"\W+")
 # Failure concepts that providers word differently: a message matching the pattern (on masked,
 # lower-cased text) gets the concept token, so "504 Deadline Exceeded" and "Request timed out"
 # land together.  Kept small and generic: HTTP semantics and common client exceptions.
@@ -68,21 +75,32 @@ ERROR_CONCEPTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 )
 MASK_TOKENS = frozenset({"xurl", "xuuid", "xhex", "xid", "xnum"})
 MAX_ERROR_CHARS = 600
+MASK_CACHE_SIZE = 1 << 16
 
 
+@lru_cache(maxsize=MASK_CACHE_SIZE)
 def mask_text(text: str) -> str:
-    """Mask the variable parts of a message (see the module docstring)."""
-    text = _PLACEHOLDER.sub(lambda m: " pii" + m.group(1).lower().replace("_", "") + " ", text)
-    text = _EMAIL.sub(" piiemailaddress ", text)
-    text = _URL.sub(" xurl ", text)
-    text = _UUID.sub(" xuuid ", text)
-    text = _HTTP_CODE.sub(lambda m: " http" + m.group(1) + " ", text)
-    text = _MIXED_ID.sub(lambda m: m.group(0) if m.group(0).startswith("http") else " xid ", text)
-    text = _HEX.sub(" xhex ", text)
-    text = _NUMBER.sub(" xnum ", text)
-    text = _CAMEL.sub(" ", text)
-    text = _SEPARATORS.sub(" ", text)
-    return _SPACES.sub(" ", text).strip().lower()
+    """Mask the variable parts of a message (see the module docstring).
+
+    Each rule runs only when the text holds what it needs (a digit, an "@", "://"...), and
+    results are cached: the same messages recur across traces.
+    """
+    if "<" in text:
+        text = _PLACEHOLDER.sub(lambda m: " pii" + m.group(1).lower().replace("_", "") + " ", text)
+    if "@" in text:
+        text = _EMAIL.sub(" piiemailaddress ", text)
+    if "://" in text:
+        text = _URL.sub(" xurl ", text)
+    if text.count("-") >= 4:
+        text = _UUID.sub(" xuuid ", text)
+    if _DIGIT.search(text) is not None:
+        text = _HTTP_CODE.sub(lambda m: " http" + m.group(1) + " ", text)
+        text = _MIXED_ID.sub(lambda m: m.group(0) if m.group(0).startswith("http") else " xid ", text)
+        text = _HEX.sub(" xhex ", text)
+        text = _NUMBER.sub(" xnum ", text)
+    if _UPPER.search(text) is not None:
+        text = _CAMEL.sub(r"\1\2 ", text)
+    return _SEPARATORS.sub(" ", text).strip().lower()
 
 
 def _score_bucket(score: float | None) -> str:
@@ -111,25 +129,36 @@ class TraceDescription:
         return " ".join(t for t in self.signals.split() if t.startswith("reason_"))
 
 
+@lru_cache(maxsize=MASK_CACHE_SIZE)
+def error_concepts(masked: str) -> tuple[str, ...]:
+    """The ``ERROR_CONCEPTS`` a masked, lower-cased message mentions."""
+    return tuple(concept for concept, pattern in ERROR_CONCEPTS if pattern.search(masked))
+
+
+@lru_cache(maxsize=MASK_CACHE_SIZE)
+def _describe_leaf(leaf: str) -> tuple[tuple[str, ...], str]:
+    """Signal tokens and masked "name message" text of one ``kind|name|error type|message``."""
+    kind, name, etype, message = (leaf.split("|", 3) + ["", "", "", ""])[:4]
+    text = mask_text(f"{etype} {message[:MAX_ERROR_CHARS]}")
+    return (f"failed_in_{kind.lower()}", *error_concepts(text)), f"{mask_text(name)} {text}"
+
+
 def describe_trace(row: dict[str, Any]) -> TraceDescription:
     """Texts of one selected trace (a row of ``select_failing_traces``)."""
     signals: list[str] = [f"reason_{r}" for r in sorted(row.get("reasons") or [])]
     errors: list[str] = []
     seen: set[str] = set()
     for leaf in row.get("leaf_errors") or []:
-        kind, name, etype, message = (leaf.split("|", 3) + ["", "", "", ""])[:4]
-        signals.append(f"failed_in_{kind.lower()}")
-        text = mask_text(f"{etype} {message[:MAX_ERROR_CHARS]}")
-        signals.extend(concept for concept, pattern in ERROR_CONCEPTS if pattern.search(text))
-        named = f"{mask_text(name)} {text}"
+        leaf_signals, named = _describe_leaf(leaf)
+        signals.extend(leaf_signals)
         if named not in seen:
             seen.add(named)
             errors.append(named)
-    if row.get("tool_names") and any(s == "failed_in_tool" for s in signals):
+    if row.get("tool_names") and "failed_in_tool" in signals:
         signals.append("tool_call")
     for reason in row.get("finish_reasons") or []:
         if reason and reason != "stop":
-            signals.append("finish_" + re.sub(r"\W+", "_", reason.lower()))
+            signals.append("finish_" + _NON_WORD.sub("_", reason.lower()))
     if row.get("num_documents") == 0:
         signals.append("retrieval_empty")
     bucket = _score_bucket(row.get("top_retrieval_score"))
@@ -154,6 +183,8 @@ class FeatureSettings:
     context_weight: float = 0.3
     svd_components: int = 48
     max_char_features: int = 50_000
+    char_ngram_range: tuple[int, int] = (3, 5)
+    svd_iterations: int = 5
     random_state: int = 0
 
 
@@ -166,56 +197,124 @@ class Vectors:
     word_terms: list[str]
 
 
-def _fit_block(vectorizer: TfidfVectorizer, texts: Sequence[str]) -> sp.csr_matrix | None:
-    if not any(t.strip() for t in texts):
+def _distinct(texts: Sequence[str]) -> tuple[list[str], npt.NDArray[np.int64]]:
+    """Distinct texts and, for each input, the index of its distinct text."""
+    index: dict[str, int] = {}
+    inverse = np.fromiter((index.setdefault(t, len(index)) for t in texts), dtype=np.int64, count=len(texts))
+    return list(index), inverse
+
+
+def _tfidf(counts: sp.csr_matrix, multiplicity: npt.NDArray[np.int64], sublinear: bool) -> sp.csr_matrix:
+    """L2-normalised TF-IDF rows of distinct texts, the IDF counted over all rows (each distinct text
+    ``multiplicity`` times), as ``TfidfVectorizer`` (smooth IDF) computes it on the repeated rows."""
+    n = float(multiplicity.sum())
+    df = np.asarray((counts > 0).astype(np.float64).T @ multiplicity.astype(np.float64)).ravel()
+    idf = (np.log((1.0 + n) / (1.0 + df)) + 1.0).astype(np.float32)
+    matrix = sp.csr_matrix(counts, dtype=np.float32, copy=True)
+    if sublinear:
+        np.log(matrix.data, out=matrix.data)
+        matrix.data += 1.0
+    matrix.data *= idf[matrix.indices]
+    return normalize(matrix)
+
+
+def _block(texts: Sequence[str], counter: CountVectorizer, sublinear: bool,
+           max_features: int | None = None) -> tuple[sp.csr_matrix, list[str]] | None:
+    """TF-IDF block of ``texts`` (rows in input order), computed once per distinct text."""
+    distinct, inverse = _distinct(texts)
+    if not any(t.strip() for t in distinct):
         return None
     try:
-        matrix = vectorizer.fit_transform(texts)
+        counts = sp.csr_matrix(counter.fit_transform(distinct))
     except ValueError:  # empty vocabulary
         return None
-    return normalize(sp.csr_matrix(matrix))
+    terms = list(counter.get_feature_names_out())
+    multiplicity = np.bincount(inverse, minlength=len(distinct))
+    if max_features is not None and counts.shape[1] > max_features:
+        keep = _top_columns(counts, multiplicity, max_features)
+        counts, terms = counts[:, keep], [terms[j] for j in keep]
+    return _tfidf(counts, multiplicity, sublinear)[inverse], terms
+
+
+def _top_columns(counts: sp.csr_matrix, multiplicity: npt.NDArray[np.int64], limit: int) -> npt.NDArray[np.int64]:
+    """The ``limit`` most frequent columns over all rows (``max_features``), in column order."""
+    totals = np.asarray(counts.T @ multiplicity.astype(np.int64)).ravel()
+    return np.sort((-totals).argsort(kind="stable")[:limit])
+
+
+def _char_counts(texts: Sequence[str], ngram_range: tuple[int, int]) -> tuple[sp.csr_matrix, list[str]] | None:
+    """Character n-gram counts within words (``analyzer="char_wb"``), computed per distinct word.
+
+    ``char_wb`` cuts each white-space separated word on its own, so a text's n-gram counts are
+    the sum of its words' n-gram counts: (text x word counts) @ (word x n-gram counts).  Texts
+    repeat few distinct words (they are masked), so this is much faster than cutting every text.
+    """
+    words = CountVectorizer(tokenizer=str.split, token_pattern=None, lowercase=True)
+    try:
+        text_words = sp.csr_matrix(words.fit_transform(texts))
+    except ValueError:  # no word at all
+        return None
+    grams = CountVectorizer(analyzer="char_wb", ngram_range=ngram_range, lowercase=False)
+    word_grams = sp.csr_matrix(grams.fit_transform(list(words.get_feature_names_out())))
+    return sp.csr_matrix(text_words @ word_grams), list(grams.get_feature_names_out())
+
+
+def _char_block(texts: Sequence[str], settings: FeatureSettings) -> sp.csr_matrix | None:
+    distinct, inverse = _distinct(texts)
+    if not any(t.strip() for t in distinct):
+        return None
+    found = _char_counts(distinct, settings.char_ngram_range)
+    if found is None:
+        return None
+    counts, _ = found
+    multiplicity = np.bincount(inverse, minlength=len(distinct))
+    if counts.shape[1] > settings.max_char_features:
+        counts = counts[:, _top_columns(counts, multiplicity, settings.max_char_features)]
+    return _tfidf(counts, multiplicity, sublinear=True)[inverse]
 
 
 def vectorize(descriptions: Sequence[TraceDescription], settings: FeatureSettings) -> Vectors:
-    """TF-IDF blocks -> weighted hstack -> TruncatedSVD -> L2-normalised rows."""
+    """TF-IDF blocks -> weighted hstack -> TruncatedSVD -> L2-normalised rows.
+
+    Each block is computed on its distinct texts (many descriptions share their error text or
+    their signals), with IDF counted over all descriptions.
+    """
     signals = [d.signals for d in descriptions]
     errors = [d.error for d in descriptions]
     contexts = [d.context for d in descriptions]
     token = r"(?u)\b[a-z][a-z0-9]+\b"
-    word_vec = TfidfVectorizer(token_pattern=token, ngram_range=(1, 2), sublinear_tf=True,
-                               lowercase=False, dtype=np.float32)
     blocks: list[sp.csr_matrix] = []
-    sig = _fit_block(TfidfVectorizer(token_pattern=r"\S+", lowercase=False, dtype=np.float32), signals)
+    sig = _block(signals, CountVectorizer(token_pattern=r"\S+", lowercase=False), sublinear=False)
     if sig is not None:
-        blocks.append(sig * settings.signal_weight)
+        blocks.append(sig[0] * settings.signal_weight)
     # What made the trace worth grouping, alone: two traces with the same signals but a different
     # reason (a fallback after a timeout vs a plain timeout) must stay apart.
-    reasons = [" ".join(t for t in d.signals.split() if t.startswith("reason_") and t != "reason_error")
-               or "reason_error_only" for d in descriptions]
-    rsn = _fit_block(TfidfVectorizer(token_pattern=r"\S+", lowercase=False, dtype=np.float32), reasons)
-    if rsn is not None and settings.reason_weight > 0:
-        blocks.append(rsn * settings.reason_weight)
-    words = _fit_block(word_vec, errors)
-    if words is not None:
+    if settings.reason_weight > 0:
+        reasons = [" ".join(t for t in d.signals.split() if t.startswith("reason_") and t != "reason_error")
+                   or "reason_error_only" for d in descriptions]
+        rsn = _block(reasons, CountVectorizer(token_pattern=r"\S+", lowercase=False), sublinear=False)
+        if rsn is not None:
+            blocks.append(rsn[0] * settings.reason_weight)
+    found = _block(errors, CountVectorizer(token_pattern=token, ngram_range=(1, 2), lowercase=False),
+                   sublinear=True)
+    if found is not None:
+        words, word_terms = found
         blocks.append(words * settings.word_weight)
-        word_terms = list(word_vec.get_feature_names_out())
     else:
         words, word_terms = sp.csr_matrix((len(descriptions), 0), dtype=np.float32), []
-    chars = _fit_block(TfidfVectorizer(analyzer="char_wb", ngram_range=(3, 5), sublinear_tf=True,
-                                       max_features=settings.max_char_features, dtype=np.float32), errors)
+    chars = _char_block(errors, settings)
     if chars is not None:
         blocks.append(chars * settings.char_weight)
-    ctx = _fit_block(TfidfVectorizer(token_pattern=token, sublinear_tf=True, lowercase=False,
-                                     dtype=np.float32), contexts)
+    ctx = _block(contexts, CountVectorizer(token_pattern=token, lowercase=False), sublinear=True)
     if ctx is not None:
-        blocks.append(ctx * settings.context_weight)
+        blocks.append(ctx[0] * settings.context_weight)
     if not blocks:
         return Vectors(np.ones((len(descriptions), 1)), words, word_terms)
     stacked = sp.hstack(blocks, format="csr")
     n_components = min(settings.svd_components, stacked.shape[1] - 1, len(descriptions) - 1)
     if n_components >= 2:
         reduced = TruncatedSVD(n_components=n_components, random_state=settings.random_state,
-                               algorithm="randomized", n_iter=5).fit_transform(stacked)
+                               algorithm="randomized", n_iter=settings.svd_iterations).fit_transform(stacked)
     else:
         reduced = stacked.toarray()
-    return Vectors(normalize(np.asarray(reduced, dtype=np.float64)), words, word_terms)
+    return Vectors(normalize(np.asarray(reduced, dtype=np.float64)), sp.csr_matrix(words), word_terms)

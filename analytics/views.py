@@ -17,7 +17,9 @@ Derived columns (the metric definitions of DESIGN.md live here so every screen a
 
 from __future__ import annotations
 
+import re
 import threading
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -52,8 +54,8 @@ def snapshot_files(data_dir: Path, table: str) -> tuple[list[str], int | None]:
 
 def _register_table(
     con: duckdb.DuckDBPyConnection, data_dir: Path, table: str, schema: pa.Schema
-) -> int | None:
-    files, version = snapshot_files(data_dir, table)
+) -> list[str]:
+    files, _version = snapshot_files(data_dir, table)
     name = f"_{table}_raw"
     if files:
         con.execute(
@@ -67,7 +69,25 @@ def _register_table(
         con.execute(f"CREATE OR REPLACE TABLE {name}_empty AS SELECT * FROM {name}_arrow")
         con.unregister(f"{name}_arrow")
         con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {name}_empty")
-    return version
+    return files
+
+
+_DAY_IN_PATH = re.compile(r"(?:^|/)day=(\d{4}-\d{2}-\d{2})(?:/|$)")
+
+
+def _register_span_files(con: duckdb.DuckDBPyConnection, files: list[str]) -> None:
+    """``_span_files(path, day)``: the snapshot's span files and their day partition.
+
+    ``day`` is NULL when the path has no ``day=`` partition (such a file is always read).
+    """
+    days: list[date | None] = []
+    for path in files:
+        match = _DAY_IN_PATH.search(path)
+        days.append(date.fromisoformat(match.group(1)) if match else None)
+    table = pa.table({"path": pa.array(files, pa.string()), "day": pa.array(days, pa.date32())})
+    con.register("_span_files_arrow", table)
+    con.execute("CREATE OR REPLACE TABLE _span_files AS SELECT * FROM _span_files_arrow")
+    con.unregister("_span_files_arrow")
 
 
 def _sql_list(files: list[str]) -> str:
@@ -80,7 +100,8 @@ def open_store(data_dir: Path, prices_file: Path | None = None) -> duckdb.DuckDB
 
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
-    _register_table(con, data_dir, SPANS_TABLE, SPANS_SCHEMA)
+    span_files = _register_table(con, data_dir, SPANS_TABLE, SPANS_SCHEMA)
+    _register_span_files(con, span_files)
     _register_table(con, data_dir, EVALUATIONS_TABLE, EVALUATIONS_SCHEMA)
     _register_table(con, data_dir, ALERTS_TABLE, ALERTS_SCHEMA)
     register_model_prices(con, prices_file)
@@ -106,7 +127,7 @@ INFERRED_FALLBACK_SQL = """
      AND (later.model_name IS DISTINCT FROM failed.model_name
           OR later.provider IS DISTINCT FROM failed.provider)"""
 
-SPANS_VIEW = f"""
+SPANS_VIEW = """
 CREATE OR REPLACE VIEW spans AS
 WITH base AS (
     SELECT s.* EXCLUDE (retrievals, evaluations, span_key, ingested_at, day),
@@ -125,9 +146,16 @@ WITH base AS (
       ON p.model_name = s.model_name AND p.provider IS NOT DISTINCT FROM s.provider
 ),
 inferred_fallback AS (
-    -- Only traces that have a failed LLM span can have an inferred fallback: a small set,
-    -- read from the id/time/model columns only (no text), semi-joined on trace_id.
-    {INFERRED_FALLBACK_SQL}
+    SELECT DISTINCT later.trace_id, later.span_id
+    FROM base AS failed
+    JOIN base AS later
+      ON later.trace_id = failed.trace_id
+     AND later.span_kind = 'LLM'
+     AND later.span_id <> failed.span_id
+     AND later.start_time >= failed.start_time
+     AND (later.model_name IS DISTINCT FROM failed.model_name
+          OR later.provider IS DISTINCT FROM failed.provider)
+    WHERE failed.span_kind = 'LLM' AND failed.status_code = 'ERROR'
 )
 SELECT b.trace_id, b.span_id, b.parent_span_id, b.name, b.span_kind, b.service_name,
        b.start_time, b.end_time, b.duration_ms, b.status_code, b.status_message,
@@ -242,7 +270,7 @@ LEFT JOIN grounded g USING (trace_id)
 
 TRACE_METRICS_TABLE = "_trace_metrics"
 
-TRACE_METRICS_SQL = f"""
+TRACE_METRICS_SQL_TEMPLATE = f"""
 WITH s AS (
     SELECT s.trace_id, s.parent_span_id, s.span_kind, s.service_name, s.start_time,
            s.end_time, s.duration_ms, s.status_code, s.model_name, s.provider,
@@ -257,7 +285,7 @@ WITH s AS (
                        * coalesce(p.cached_input_usd_per_token, p.input_usd_per_token)
                    + coalesce(s.completion_tokens, 0) * p.output_usd_per_token
                END) END AS llm_cost_usd
-    FROM _spans_raw s
+    FROM {{src}} s
     LEFT JOIN model_prices p
       ON s.span_kind = 'LLM' AND p.model_name = s.model_name
      AND p.provider IS NOT DISTINCT FROM s.provider
@@ -293,12 +321,22 @@ per_trace AS (
     GROUP BY trace_id
 ),
 inferred AS (
-    SELECT DISTINCT trace_id FROM ({INFERRED_FALLBACK_SQL})
+    SELECT DISTINCT trace_id FROM ({INFERRED_FALLBACK_SQL.replace('_spans_raw', '{src}')})
+),
+evaluations_ AS (
+    -- EVALUATIONS_VIEW over the same files (evaluations carried by spans) and the
+    -- evaluations table (small: one row per scored trace and source).
+    SELECT trace_id, ev.name AS name, ev.score AS score, 'span' AS source,
+           ingested_at AS created_at
+    FROM (SELECT trace_id, ingested_at, unnest(evaluations) AS ev
+          FROM {{src}} WHERE evaluations IS NOT NULL)
+    UNION ALL
+    SELECT trace_id, name, score, source, created_at FROM _evaluations_raw
 ),
 grounded AS (
     SELECT trace_id, arg_min(score, ({GROUNDEDNESS_SOURCE_RANK}) * 1e12 - epoch(created_at))
            AS groundedness
-    FROM evaluations
+    FROM evaluations_
     WHERE name = 'groundedness' AND score IS NOT NULL
     GROUP BY trace_id
 )
@@ -309,10 +347,10 @@ SELECT p.trace_id,
                 epoch_ms(p.last_end) - epoch_ms(p.first_start))::DOUBLE AS duration_ms,
        p.status_code,
        p.llm_calls,
-       p.prompt_tokens,
-       p.completion_tokens,
-       p.cached_prompt_tokens,
-       p.total_tokens,
+       p.prompt_tokens::BIGINT AS prompt_tokens,
+       p.completion_tokens::BIGINT AS completion_tokens,
+       p.cached_prompt_tokens::BIGINT AS cached_prompt_tokens,
+       p.total_tokens::BIGINT AS total_tokens,
        p.cost_usd,
        p.num_unpriced_llm_calls,
        p.model_name,
@@ -326,26 +364,67 @@ LEFT JOIN inferred i USING (trace_id)
 LEFT JOIN grounded g USING (trace_id)
 """
 
+# The whole store, or the day partitions of a time range plus this margin on each side: a
+# trace is complete when its spans started within a day of its root (a trace that lasts
+# longer than a day may be cut at the edge of a pruned range).
+TRACE_DAY_MARGIN = timedelta(days=1)
+
+TRACE_METRICS_SQL = TRACE_METRICS_SQL_TEMPLATE.replace("{src}", "_spans_raw")
+
 _TRACE_METRICS_LOCK = threading.Lock()
 
 
-def trace_metrics_table(con: duckdb.DuckDBPyConnection) -> str:
-    """Name of the materialised per-trace metrics table of ``con`` (built on first use).
+def trace_metrics_table(
+    con: duckdb.DuckDBPyConnection,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> str:
+    """Name of the per-trace metrics table of ``con``, complete for traces in ``[since, until)``.
 
-    Thread-safe: threads sharing a connection (the app) build it once.
+    Built on first use from the day partitions of the range (with ``TRACE_DAY_MARGIN``);
+    a later call for a range it does not cover rebuilds it for the union of both ranges.
+    The table may hold traces outside the range: filter on ``start_time``.  Thread-safe:
+    threads sharing a connection (the app) build it once.
     """
+    lo = since.date() if since is not None else date.min
+    hi = until.date() if until is not None else date.max
     with _TRACE_METRICS_LOCK:
         cursor = con.cursor()
         try:
-            found = cursor.execute(
+            covered = None
+            if cursor.execute(
                 "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' "
-                "AND table_name = ?", [TRACE_METRICS_TABLE]
-            ).fetchone()
-            if not found or not found[0]:
-                cursor.execute(
-                    f"CREATE TABLE {TRACE_METRICS_TABLE} AS {TRACE_METRICS_SQL} "
-                    "ORDER BY start_time"
-                )
+                "AND table_name = '_trace_metrics_range'"
+            ).fetchone()[0]:  # type: ignore[index]
+                covered = cursor.execute("SELECT lo, hi FROM _trace_metrics_range").fetchone()
+            if covered is not None:
+                if covered[0] <= lo and hi <= covered[1]:
+                    return TRACE_METRICS_TABLE
+                lo, hi = min(lo, covered[0]), max(hi, covered[1])
+            cursor.execute(
+                f"CREATE OR REPLACE TABLE {TRACE_METRICS_TABLE} AS "
+                f"{TRACE_METRICS_SQL_TEMPLATE.replace('{src}', _pruned_spans(cursor, lo, hi))} "
+                "ORDER BY start_time"
+            )
+            cursor.execute("CREATE OR REPLACE TABLE _trace_metrics_range AS "
+                           "SELECT ?::DATE AS lo, ?::DATE AS hi", [lo, hi])
         finally:
             cursor.close()
     return TRACE_METRICS_TABLE
+
+
+def _pruned_spans(cursor: duckdb.DuckDBPyConnection, lo: date, hi: date) -> str:
+    """A FROM item with the raw spans of the day partitions ``[lo - margin, hi + margin]``."""
+    if lo == date.min and hi == date.max:
+        return "_spans_raw"
+    first = lo - TRACE_DAY_MARGIN if lo > date.min + TRACE_DAY_MARGIN else date.min
+    last = hi + TRACE_DAY_MARGIN if hi < date.max - TRACE_DAY_MARGIN else date.max
+    rows = cursor.execute(
+        "SELECT path, day FROM _span_files ORDER BY path").fetchall()
+    files = [path for path, day in rows if day is None or first <= day <= last]
+    if len(files) == len(rows):
+        return "_spans_raw"
+    if not files:
+        return "(SELECT * FROM _spans_raw WHERE false)"
+    return ("read_parquet(" + _sql_list(files)
+            + ", hive_partitioning = true, union_by_name = true)")

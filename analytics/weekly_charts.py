@@ -8,9 +8,9 @@ report`` embeds plotly.js once for the whole page.
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
+import plotly.graph_objects as go  # type: ignore[import-untyped]
 import polars as pl
-from plotly.subplots import make_subplots
+from plotly.subplots import make_subplots  # type: ignore[import-untyped]
 
 from analytics.weekly import WeeklyReview
 

@@ -1,127 +1,28 @@
 """Words for the weekly review: Markdown narrative and tables written from a ``WeeklyReview``.
 
 Every function is pure (a review in, Markdown out), so the notebook, the HTML report and the
-Slack summary say the same thing.  Numbers are formatted once, here (``format_value``):
-counts with thousands separators, rates as percentages with one decimal, latencies in whole
-ms, costs in dollars (cents for totals, three significant digits below a cent).  Changes of
-rates are in percentage points, others relative.  A change is called significant only when
-``analytics.compare`` says so (p < 0.05 or a bootstrap interval that excludes 0); cells taken
-from trace data (failure-mode names, alert causes) are escaped so they cannot inject Markdown
-or HTML.
+Slack summary say the same thing.  Numbers and verdicts are formatted by
+``analytics.weekly_format``; narrative sentences name only what the data shows (the level,
+the change against the previous week, its significance, the worst day).
 """
 
 from __future__ import annotations
 
-import math
-import re
 from datetime import timedelta
 from typing import Any
 
 import polars as pl
 
 from analytics.weekly import WeeklyReview
+from analytics.weekly_format import (
+    LABELS, escape, format_change, format_interval, format_p, format_table, format_usd,
+    format_value, verdict,
+)
 
-LABELS = {
-    "num_requests": "requests", "cost_usd_total": "cost", "cost_usd_per_request":
-    "cost per request", "error_rate": "error rate", "fallback_rate": "fallback rate",
-    "grounded_rate": "grounded rate", "groundedness_mean": "mean groundedness",
-    "latency_p50_ms": "p50 latency", "latency_p95_ms": "p95 latency",
-    "latency_p99_ms": "p99 latency", "total_tokens_per_request": "tokens per request",
-    "num_unpriced_llm_calls": "unpriced LLM calls",
-}
-HIGHER_IS_BETTER = {"grounded_rate", "groundedness_mean"}
-RATES = {"error_rate", "fallback_rate", "grounded_rate"}
 # Rows of the KPI table; those with a test come from ``review.comparisons``.
 KPI_ROWS = ("num_requests", "cost_usd_total", "cost_usd_per_request", "error_rate",
             "fallback_rate", "grounded_rate", "groundedness_mean", "latency_p50_ms",
             "latency_p95_ms", "latency_p99_ms", "total_tokens_per_request")
-_ESCAPE = re.compile(r"([\\`*_\[\]<>|#])")
-
-
-def escape(text: object) -> str:
-    """Text from the data as literal Markdown (no emphasis, links, HTML or table breaks)."""
-    return _ESCAPE.sub(r"\\\1", str(text)).replace("\n", " ")
-
-
-def format_value(metric: str, value: Any) -> str:
-    """One figure as the review prints it ("–" when unknown).
-
-    >>> format_value("latency_p95_ms", 3005.47), format_value("error_rate", 0.02572)
-    ('3,005 ms', '2.6%')
-    >>> format_value("cost_usd_total", 15.673), format_value("cost_usd_per_request", 0.000635)
-    ('$15.67', '$0.000635')
-    """
-    if value is None or (isinstance(value, float) and math.isnan(value)):
-        return "–"
-    if metric in RATES or metric.startswith("share"):
-        return f"{value:.1%}"
-    if metric.endswith("_ms"):
-        return f"{value:,.0f} ms"
-    if metric == "cost_usd_total":
-        return f"${value:,.2f}"
-    if metric.startswith("cost_usd"):
-        return format_usd(value)
-    if metric == "groundedness_mean":
-        return f"{value:.3f}"
-    return f"{value:,.0f}"
-
-
-def format_usd(value: float) -> str:
-    """Dollars: cents from $0.01, else three significant digits ($0.000635)."""
-    if value == 0:
-        return "$0"
-    digits = 2 if abs(value) >= 0.01 else max(2, 2 - math.floor(math.log10(abs(value))))
-    return f"${value:,.{digits}f}"
-
-
-def format_change(metric: str, before: Any, after: Any) -> str:
-    """``+0.4 pp`` for rates, ``-2.8%`` otherwise; "–" when either side is unknown."""
-    if not isinstance(before, (int, float)) or not isinstance(after, (int, float)):
-        return "–"
-    if metric in RATES:
-        return f"{(after - before) * 100:+.1f} pp"
-    if metric == "groundedness_mean":
-        return f"{after - before:+.3f}"
-    if before == 0:
-        return "new" if after else "0%"
-    return f"{(after - before) / abs(before):+.1%}"
-
-
-def format_p(p_value: float | None) -> str:
-    if p_value is None:
-        return "–"
-    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.3f}"
-
-
-def format_interval(metric: str, low: float | None, high: float | None) -> str:
-    if low is None or high is None:
-        return "–"
-    if metric in RATES:
-        return f"{low * 100:+.1f} to {high * 100:+.1f} pp"
-    if metric.endswith("_ms"):
-        return f"{low:+,.0f} to {high:+,.0f} ms"
-    if metric.startswith("cost_usd"):
-        return f"{format_usd(low)} to {format_usd(high)}".replace("$-", "-$")
-    return f"{low:+.3f} to {high:+.3f}"
-
-
-def verdict(metric: str, row: dict[str, Any] | None) -> str:
-    """better / worse / no significant change / insufficient data, from a comparison row."""
-    if row is None:
-        return "not tested"
-    if row["status"] != "ok":
-        return "insufficient data"
-    if not row["significant"] or not row["difference"]:
-        return "no significant change"
-    up = row["difference"] > 0
-    better = up == (metric in HIGHER_IS_BETTER)
-    return "**better**" if better else "**worse**"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(cells) + " |" for cells in rows]
-    return "\n".join(lines)
 
 
 def _comparisons(review: WeeklyReview) -> dict[str, dict[str, Any]]:
@@ -145,7 +46,8 @@ def describe_headline(review: WeeklyReview) -> str:
     parts = [f"In **{review.week}** ({escape(_scope(review))}) tracewatch saw "
              f"**{format_value('num_requests', k['num_requests'])} requests** "
              f"({format_change('num_requests', p['num_requests'], k['num_requests'])} vs "
-             f"{review.previous_week}) costing **{format_value('cost_usd_total', k['cost_usd_total'])}**"
+             f"{review.previous_week}) costing "
+             f"**{format_value('cost_usd_total', k['cost_usd_total'])}**"
              f" ({format_change('cost_usd_total', p['cost_usd_total'], k['cost_usd_total'])})."]
     changed, steady = [], []
     for metric, row in _comparisons(review).items():
@@ -195,7 +97,7 @@ def format_kpi_table(review: WeeklyReview) -> str:
     if unpriced:
         note += (f" {unpriced:,} LLM calls this week have no known price, so costs are lower "
                  "bounds.")
-    return _table([f"metric", review.previous_week, review.week, "change", "95% interval",
+    return format_table(["metric", review.previous_week, review.week, "change", "95% interval",
                    "p-value", "verdict"], rows) + "\n\n" + note
 
 
@@ -236,7 +138,7 @@ def format_cost_table(frame: pl.DataFrame, key: list[str]) -> str:
                                    r["cost_usd_total"]),
                      f"{r['num_unpriced_llm_calls']:,}"])
     header = [k.replace("_name", "") for k in key]
-    return _table([*header, "requests", "cost", "share", "per request", "previous week",
+    return format_table([*header, "requests", "cost", "share", "per request", "previous week",
                    "change", "unpriced calls"], rows)
 
 
@@ -268,7 +170,7 @@ def format_latency_table(review: WeeklyReview) -> str:
              format_value("latency_p95_ms", r["latency_p95_ms_previous"]),
              format_change("latency_p95_ms", r["latency_p95_ms_previous"], r["latency_p95_ms"])]
             for r in review.latency_by_service.iter_rows(named=True)]
-    return _table(["service", "requests", "p50", "p95", "p99", "p95 previous week",
+    return format_table(["service", "requests", "p50", "p95", "p99", "p95 previous week",
                    "p95 change"], rows)
 
 
@@ -327,13 +229,13 @@ def describe_failure_modes(review: WeeklyReview) -> str:
 def format_failure_table(review: WeeklyReview) -> str:
     rows = []
     for r in review.failure_modes.iter_rows(named=True):
-        link = (f"[{r['representative_trace_id'][:12]}]({review.trace_link(r['representative_trace_id'])})"
-                if r["representative_trace_id"] else "–")
+        rep = r["representative_trace_id"]
+        link = f"[{rep[:12]}]({review.trace_link(rep)})" if rep else "–"
         rows.append([r["cluster_id"], escape(r["name"]), f"{r['num_traces_previous']:,}",
                      f"{r['num_traces']:,}",
                      format_change("share", r["share_previous"], r["share"]),
                      r["movement"], escape(r["where"] or "–"), link])
-    return _table(["id", "failure mode", review.previous_week, review.week,
+    return format_table(["id", "failure mode", review.previous_week, review.week,
                    "share change", "movement", "concentrated in", "example"], rows)
 
 
@@ -375,7 +277,7 @@ def format_prompt_table(review: WeeklyReview, service: str, version: str) -> str
         return ""
     previous = group["previous_version"][0]
     return (f"**{escape(service)}: {escape(previous)} → {escape(version)}**\n\n"
-            + _table(["metric", escape(previous), escape(version), "change", "95% interval",
+            + format_table(["metric", escape(previous), escape(version), "change", "95% interval",
                       "p-value", "verdict"], rows))
 
 
@@ -407,7 +309,7 @@ def format_alert_table(review: WeeklyReview) -> str:
         rows.append([f"{r['started_at']:%a %d %b %H:%M}Z", ended, escape(r["rule"]),
                      escape(r["severity"]), escape(r["group_key"] or "–"),
                      escape(r["verdict"] or "–"), escape(r["cause"] or "–"), example])
-    return _table(["started", "ended", "rule", "severity", "group", "verdict", "likely cause",
+    return format_table(["started", "ended", "rule", "severity", "group", "verdict", "likely cause",
                    "example"], rows)
 
 

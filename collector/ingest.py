@@ -20,13 +20,12 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow as pa
 from tqdm import tqdm
 
 from collector.decode import PayloadFormat, parse_protobuf
 from collector.errors import PermanentError, TracewatchError
 from collector.workers import PipelineExecutor, ProcessedPayload
-from collector.writer import StoreWriter
+from collector.writer import StagedFile, StoreWriter
 
 logger = logging.getLogger(__name__)
 
@@ -113,14 +112,13 @@ def ingest_files(
     report.num_files = len(files)
     max_inflight = max(2 * executor.num_workers, 1) + 2
     inflight: deque[tuple[str, Future[ProcessedPayload]]] = deque()
-    pending: list[pa.Table] = []
+    pending: list[StagedFile] = []
     pending_rows = 0
 
     def flush() -> None:
         nonlocal pending_rows
         if pending:
-            table = pa.concat_tables(pending) if len(pending) > 1 else pending[0]
-            report.num_spans_written += writer.write_table(table, [])
+            report.num_spans_written += writer.commit_files(pending, [])
             pending.clear()
             pending_rows = 0
             writer.maintain()
@@ -133,12 +131,12 @@ def ingest_files(
         except PermanentError as exc:
             report.errors.append(f"{where}: {exc}")
             return
-        report.num_spans_read += result.table.num_rows + result.num_rejected
+        report.num_spans_read += result.num_spans + result.num_rejected
         report.num_spans_rejected += result.num_rejected
         report.num_entities_redacted += result.num_entities_redacted
         report.num_spans_withheld += result.num_spans_withheld
-        pending.append(result.table)
-        pending_rows += result.table.num_rows
+        pending.extend(result.files)
+        pending_rows += result.num_spans
         if pending_rows >= _COMMIT_EVERY_SPANS:
             flush()
 

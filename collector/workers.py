@@ -8,8 +8,9 @@ only checks, spools and commits.
 
 ``PipelineExecutor.submit_path`` (spool entries: the worker reads the file itself, so the
 raw payload never crosses a pipe) and ``submit_body`` (``tracewatch ingest``) return futures
-of ``ProcessedPayload``: the spans as an Arrow table of ``SPANS_SCHEMA`` (with ``span_key``)
-plus counters.  ``workers=0`` runs the same code in the calling process (tests, debugging).
+of ``ProcessedPayload``: the spans written as uncommitted Parquet files into the table
+folder (``StagedFile``, with their span keys, so Parquet encoding runs in the workers too
+and rows never cross a pipe) plus counters; the writer commits them.  ``workers=0`` runs the same code in the calling process (tests, debugging).
 Each worker builds its own Redactor (in-process, so its segment cache stays warm).
 """
 
@@ -22,47 +23,53 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import pyarrow as pa
-
 from collector.config import CollectorConfig
 from collector.decode import PayloadFormat
 from collector.pipeline import Pipeline, build_redactor
-from collector.writer import spans_to_arrow
+from collector.schema import SPANS_TABLE, table_path
+from collector.writer import StagedFile, spans_to_arrow, stage_spans
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(slots=True)
 class ProcessedPayload:
-    table: pa.Table
+    files: list[StagedFile]
+    num_spans: int
     num_rejected: int = 0
     num_entities_redacted: int = 0
     num_spans_withheld: int = 0
 
 
 _pipeline: Pipeline | None = None
+_table_dir: Path | None = None
 
 
 def _worker_config(config: CollectorConfig) -> CollectorConfig:
     # Inside a worker, redaction runs in that worker: no nested pool.
     return config.model_copy(
-        update={"redaction": config.redaction.model_copy(update={"workers": 0})}
+        update={
+            "data_dir": config.data_dir.resolve(),
+            "redaction": config.redaction.model_copy(update={"workers": 0}),
+        }
     )
 
 
 def _init_worker(config_json: str) -> None:
-    global _pipeline
+    global _pipeline, _table_dir
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
     for noisy in ("presidio-analyzer", "presidio-anonymizer"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
     config = CollectorConfig.model_validate_json(config_json)
     _pipeline = Pipeline(build_redactor(config))
+    _table_dir = table_path(config.data_dir, SPANS_TABLE)
 
 
-def _process(pipeline: Pipeline, fmt: PayloadFormat, body: bytes) -> ProcessedPayload:
+def _process(pipeline: Pipeline, table_dir: Path, fmt: PayloadFormat, body: bytes) -> ProcessedPayload:
     batch = pipeline.process(fmt, body)
     return ProcessedPayload(
-        table=spans_to_arrow(list(batch.spans)),
+        files=stage_spans(table_dir, spans_to_arrow(list(batch.spans))),
+        num_spans=len(batch.spans),
         num_rejected=len(batch.rejected),
         num_entities_redacted=sum(span.redacted_count for span in batch.spans),
         num_spans_withheld=sum(1 for span in batch.spans if span.text_withheld),
@@ -70,13 +77,13 @@ def _process(pipeline: Pipeline, fmt: PayloadFormat, body: bytes) -> ProcessedPa
 
 
 def _process_path_in_worker(fmt_value: str, path: str) -> ProcessedPayload:
-    assert _pipeline is not None, "worker not initialised"
-    return _process(_pipeline, PayloadFormat(fmt_value), Path(path).read_bytes())
+    assert _pipeline is not None and _table_dir is not None, "worker not initialised"
+    return _process(_pipeline, _table_dir, PayloadFormat(fmt_value), Path(path).read_bytes())
 
 
 def _process_body_in_worker(fmt_value: str, body: bytes) -> ProcessedPayload:
-    assert _pipeline is not None, "worker not initialised"
-    return _process(_pipeline, PayloadFormat(fmt_value), body)
+    assert _pipeline is not None and _table_dir is not None, "worker not initialised"
+    return _process(_pipeline, _table_dir, PayloadFormat(fmt_value), body)
 
 
 class PipelineExecutor:
@@ -121,7 +128,8 @@ class PipelineExecutor:
         assert self._local is not None
         future: Future[ProcessedPayload] = Future()
         try:
-            future.set_result(_process(self._local, fmt, body))
+            table_dir = table_path(self._config.data_dir, SPANS_TABLE)
+            future.set_result(_process(self._local, table_dir, fmt, body))
         except BaseException as exc:  # delivered through the future, like the pool does
             future.set_exception(exc)
         return future

@@ -18,6 +18,7 @@ import fcntl
 import logging
 import os
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
@@ -28,8 +29,11 @@ import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
+from deltalake.transaction import AddAction
 
 from collector.dedup import SpanKeyIndex
 from collector.errors import StoreError
@@ -50,6 +54,22 @@ logger = logging.getLogger(__name__)
 _US_PER_DAY = 86_400_000_000
 _CHECKPOINT_EVERY_COMMITS = 100
 _VACUUM_EVERY_S = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class StagedFile:
+    """A Parquet data file written into the table folder but not yet committed.
+
+    Pipeline workers write these so that Parquet encoding runs in parallel and the rows never
+    cross a pipe; the writer commits them (or drops the duplicates they hold).  A staged
+    file that is never committed is invisible to readers and removed by vacuum.
+    """
+
+    relative_path: str  # e.g. "day=2026-11-12/part-<uuid>.parquet"
+    day: str
+    num_bytes: int
+    num_rows: int
+    keys: list[int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,6 +190,59 @@ class StoreWriter:
         for day in set(fresh.column(PARTITION_COLUMN).to_pylist()):
             self._files_since_compaction[day] += 1
         return num_new
+
+    @property
+    def table_dir(self) -> Path:
+        return table_path(self.data_dir, SPANS_TABLE)
+
+    def commit_files(self, files: list[StagedFile], spool_seqs: list[int]) -> int:
+        """Commit staged files in one transaction, after removing rows already stored.
+
+        A file whose rows are all new is committed as it is; one holding duplicates is
+        rewritten without them (rare: client retries, replays); one with nothing new is
+        deleted.  Returns the number of new rows.
+        """
+        actions: list[AddAction] = []
+        new_keys: list[int] = []
+        now_ms = int(time.time() * 1000)
+        # One lookup for all files, so duplicates across files of this commit count too.
+        flags = self._index.select_new([key for staged in files for key in staged.keys])
+        offset = 0
+        for staged in files:
+            is_new = flags[offset : offset + staged.num_rows]
+            offset += staged.num_rows
+            num_new = sum(is_new)
+            self.num_duplicates += staged.num_rows - num_new
+            path = self.table_dir / staged.relative_path
+            if num_new == 0:
+                path.unlink(missing_ok=True)
+                continue
+            relative, size = staged.relative_path, staged.num_bytes
+            if num_new < staged.num_rows:
+                kept = pq.read_table(path).filter(pa.array(is_new))
+                relative = f"{PARTITION_COLUMN}={staged.day}/part-{uuid.uuid4().hex}-c000.snappy.parquet"
+                pq.write_table(kept, self.table_dir / relative, compression="snappy")
+                path.unlink(missing_ok=True)
+                size = (self.table_dir / relative).stat().st_size
+            actions.append(AddAction(relative, size, {PARTITION_COLUMN: staged.day}, now_ms, True,
+                                     orjson.dumps({"numRecords": num_new}).decode()))
+            new_keys.extend(key for key, new in zip(staged.keys, is_new) if new)
+        if not actions:
+            return 0
+        metadata = {COMMIT_SPOOL_SEQ_KEY: format_seq_ranges(spool_seqs)} if spool_seqs else {}
+        started = time.perf_counter()
+        self._table.create_write_transaction(
+            actions, mode="append", schema=self._table.schema(), partition_by=[PARTITION_COLUMN],
+            commit_properties=CommitProperties(custom_metadata=metadata),
+        )
+        self.last_commit_s = time.perf_counter() - started
+        self._index.add(new_keys)  # only once committed: a failed commit is retried
+        self.num_spans_written += len(new_keys)
+        self.num_commits += 1
+        self._commits_since_checkpoint += 1
+        for action in actions:
+            self._files_since_compaction[date.fromisoformat(action.partition_values[PARTITION_COLUMN] or "")] += 1
+        return len(new_keys)
 
     def maintain(self) -> None:
         """Compact busy partitions, checkpoint the log, vacuum old files."""
@@ -315,3 +388,22 @@ def spans_to_arrow(spans: list[Span]) -> pa.Table:
     }
     arrays = [pa.array(columns[field.name], type=field.type) for field in SPANS_SCHEMA]
     return pa.Table.from_arrays(arrays, schema=SPANS_SCHEMA)
+
+
+def stage_spans(table_dir: Path, table: pa.Table) -> list[StagedFile]:
+    """Write ``table`` (SPANS_SCHEMA) as one Parquet file per day partition, uncommitted."""
+    if table.num_rows == 0:
+        return []
+    staged: list[StagedFile] = []
+    days = table.column(PARTITION_COLUMN)
+    for day in sorted(set(days.to_pylist())):
+        part = table if len(set(days.to_pylist())) == 1 else table.filter(
+            pa.compute.equal(days, pa.scalar(day, pa.date32())))
+        day_text = day.isoformat()
+        relative = f"{PARTITION_COLUMN}={day_text}/part-{uuid.uuid4().hex}-c000.snappy.parquet"
+        path = table_dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(part.drop_columns([PARTITION_COLUMN]), path, compression="snappy")
+        staged.append(StagedFile(relative, day_text, path.stat().st_size, part.num_rows,
+                                 part.column("span_key").to_pylist()))
+    return staged

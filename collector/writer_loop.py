@@ -20,19 +20,17 @@ from collections import deque
 from concurrent.futures import Future, wait
 from concurrent.futures.process import BrokenProcessPool
 
-import pyarrow as pa
-
 from collector.config import CollectorConfig
 from collector.errors import PermanentError
 from collector.spool import Spool, SpoolEntry
 from collector.telemetry import CollectorTelemetry
 from collector.workers import PipelineExecutor, ProcessedPayload
-from collector.writer import StoreWriter
+from collector.writer import StagedFile, StoreWriter
 
 logger = logging.getLogger(__name__)
 
 MAX_INFLIGHT_BYTES = 48 * 1024 * 1024
-MAX_COMMIT_BYTES = 32 * 1024 * 1024
+MAX_COMMIT_BYTES = 64 * 1024 * 1024
 _ERROR_BACKOFF_S = 2.0
 _POLL_S = 0.05
 
@@ -117,10 +115,10 @@ class WriterLoop:
         return ready
 
     def _commit(self, ready: list[tuple[SpoolEntry, Future[ProcessedPayload]]]) -> None:
-        tables: list[pa.Table] = []
+        files: list[StagedFile] = []
         committed: list[SpoolEntry] = []
         dropped: list[SpoolEntry] = []
-        num_redacted = num_withheld = num_rejected = 0
+        num_redacted = num_withheld = num_spans = 0
         for entry, future in ready:
             try:
                 result = future.result()
@@ -129,25 +127,20 @@ class WriterLoop:
                 logger.error("writer: spool entry %d no longer decodes; dropped", entry.seq)
                 dropped.append(entry)
                 continue
-            tables.append(result.table)
+            files.extend(result.files)
             committed.append(entry)
+            num_spans += result.num_spans
             num_redacted += result.num_entities_redacted
             num_withheld += result.num_spans_withheld
-            num_rejected += result.num_rejected
         started = time.perf_counter()
-        written = 0
-        total = 0
-        if tables:
-            table = pa.concat_tables(tables) if len(tables) > 1 else tables[0]
-            total = table.num_rows
-            written = self.writer.write_table(table, [entry.seq for entry in committed])
+        written = self.writer.commit_files(files, [entry.seq for entry in committed]) if files else 0
         self.telemetry.write_seconds.observe(time.perf_counter() - started)
         for _ in ready:
             entry, _future = self._inflight.popleft()
             self._inflight_bytes -= entry.num_bytes
         self.spool.remove(committed + dropped)
         self.telemetry.spans_written.inc(written)
-        self.telemetry.spans_duplicate.inc(total - written)
+        self.telemetry.spans_duplicate.inc(num_spans - written)
         self.telemetry.entities_redacted.inc(num_redacted)
         self.telemetry.spans_withheld.inc(num_withheld)
 

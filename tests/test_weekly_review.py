@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
+import psutil  # type: ignore[import-untyped]
 import pytest
 
 from alerts.cause import Cause
@@ -65,7 +66,7 @@ def _record_alert(data_dir: Path) -> tuple[str, str]:
     """A fired-and-resolved alert on support-copilot, with a real example trace."""
     con = open_store(data_dir)
     trace_id = con.sql("SELECT trace_id FROM traces WHERE service_name = 'support-copilot' "
-                       "ORDER BY duration_ms DESC LIMIT 1").fetchone()[0]  # type: ignore[index]
+                       "ORDER BY duration_ms DESC LIMIT 1").fetchall()[0][0]
     con.close()
     started = datetime(2026, 11, 10, 14, 0)
     cause = Cause({"service_name": "support-copilot", "prompt_version": "v3"}, 0.8,
@@ -91,6 +92,8 @@ class Store:
     data_dir: Path
     alert_rule: str
     alert_trace_id: str
+    metrics: dict[str, Any]  # `tracewatch metrics --format json` of the week
+    metrics_by_service: list[dict[str, Any]]  # the same with --by service_name
 
 
 @pytest.fixture(scope="module")
@@ -104,7 +107,8 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
          "--quiet")
     score_store(root / "data")
     rule, trace_id = _record_alert(root / "data")
-    return Store(root / "data", rule, trace_id)
+    return Store(root / "data", rule, trace_id, _metrics(root / "data")[0],
+                 _metrics(root / "data", "--by", "service_name"))
 
 
 def _run_report(*argv: str) -> int:
@@ -200,19 +204,19 @@ def test_report_has_every_section_in_order(report: Report) -> None:
 
 
 def test_report_is_self_contained_with_code_hidden(report: Report) -> None:
-    from plotly.offline import get_plotlyjs
+    from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
     page = _parse(report.html)
     assert page.script_srcs == []  # nothing loaded from a CDN or a file
     assert report.html.count(get_plotlyjs()[:500]) == 1  # plotly.js inlined once
     assert report.html.count('class="plotly-graph-div"') == 5
-    for code in ("build_weekly_review", "import ", "display(Markdown"):
+    for code in ("build_weekly_review(", "from analytics", "pio.renderers", "display(Markdown"):
         assert code not in report.html
     assert "application/vnd.tracewatch.summary+json" not in report.html  # Slack-only cell
 
 
 def test_kpis_match_tracewatch_metrics(report: Report, store: Store) -> None:
-    metrics = _metrics(store.data_dir)[0]
+    metrics = store.metrics
     page = _parse(report.html)
     assert _row(page, "requests", WEEK)[WEEK] == f"{metrics['num_requests']:,}"
     assert _row(page, "cost", WEEK)[WEEK] == f"${metrics['cost_usd_total']:,.2f}"
@@ -225,7 +229,7 @@ def test_kpis_match_tracewatch_metrics(report: Report, store: Store) -> None:
 
 def test_per_service_figures_match_tracewatch_metrics(report: Report, store: Store) -> None:
     page = _parse(report.html)
-    for row in _metrics(store.data_dir, "--by", "service_name"):
+    for row in store.metrics_by_service:
         service = row["service_name"]
         assert _row(page, service, "p95")["p95"] == f"{row['latency_p95_ms']:,.0f} ms"
         cost = _row(page, service, "per request")
@@ -255,7 +259,7 @@ def test_slack_summary_is_posted_with_the_alerts_settings(report: Report, store:
     blocks = request.body["blocks"]
     assert blocks[0]["type"] == "header" and WEEK in blocks[0]["text"]["text"]
     text = "\n".join(b["text"]["text"] for b in blocks[1:])
-    metrics = _metrics(store.data_dir)[0]
+    metrics = store.metrics
     assert f"{metrics['num_requests']:,} requests" in text
     assert f"cost ${metrics['cost_usd_total']:,.2f}" in text
     assert "1 fired, 0 still firing" in text
@@ -288,19 +292,34 @@ def test_notebook_for_one_service(store: Store) -> None:
     outputs = "\n".join(str(o.get("data", {}).get("text/markdown", ""))
                         for cell in nb.cells for o in cell.get("outputs", []))
     assert f"# Weekly quality review {WEEK} — service doc-extraction" in outputs
-    row = _metrics(store.data_dir, "--by", "service_name")
-    extraction = next(r for r in row if r["service_name"] == "doc-extraction")
+    extraction = next(r for r in store.metrics_by_service
+                      if r["service_name"] == "doc-extraction")
     assert f"p95 **{extraction['latency_p95_ms']:,.0f} ms**" in outputs
-    assert "support-copilot" not in outputs.split("## ")[0]
+    assert "support-copilot" not in outputs and "agent" not in outputs
     figures = [o for cell in nb.cells for o in cell.get("outputs", [])
                if "application/vnd.plotly.v1+json" in o.get("data", {})]
     assert len(figures) == 5
+    assert psutil.Process().children(recursive=True) == []  # the kernel was shut down
+
+
+def test_failing_cell_is_one_line(tmp_path: Path) -> None:
+    v4: Any = nbformat.v4  # untyped
+    nb = v4.new_notebook(cells=[v4.new_code_cell("week = None", metadata={"tags": ["parameters"]}),
+                                v4.new_code_cell("raise ValueError(f'no data for {week}')")],
+                         metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}})
+    path = tmp_path / "broken.ipynb"
+    nbformat.write(nb, str(path))  # type: ignore[no-untyped-call]
+    with pytest.raises(AnalyticsError) as info:
+        execute_notebook(path, {"week": "2026-W46"})
+    assert str(info.value) == ("notebook broken.ipynb failed in cell 1: "
+                               "ValueError: no data for 2026-W46")
 
 
 def test_text_from_traces_cannot_inject_html() -> None:
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("## Title <script>alert(1)</script>"),
-        nbformat.v4.new_code_cell("x", outputs=[nbformat.v4.new_output(
+    v4: Any = nbformat.v4  # untyped
+    nb = v4.new_notebook(cells=[
+        v4.new_markdown_cell("## Title <script>alert(1)</script>"),
+        v4.new_code_cell("x", outputs=[v4.new_output(
             "display_data", data={"text/markdown": "| a |\n|---|\n| <img src=x onerror=1> |"})]),
     ])
     page = render_notebook_html(nb, "t")
@@ -308,9 +327,18 @@ def test_text_from_traces_cannot_inject_html() -> None:
     assert "&lt;script&gt;" in page and "<table>" in page
 
 
-@pytest.mark.parametrize("module", ["analytics.weekly", "analytics.weekly_text"])
+@pytest.mark.parametrize("module", ["analytics.weekly", "analytics.weekly_format"])
 def test_doctests(module: str) -> None:
     import importlib
 
     result = doctest.testmod(importlib.import_module(module))
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_notebook_is_stored_clean_with_a_parameters_cell() -> None:
+    nb: Any = nbformat.read(str(NOTEBOOK), as_version=4)  # type: ignore[no-untyped-call]
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert all(not cell.outputs and cell.execution_count is None for cell in code)
+    assert "parameters" in code[0].metadata.get("tags", [])
+    assert 'week = "2026-W47"' in code[0].source and "service = None" in code[0].source
+    assert 'data_dir = "data"' in code[0].source

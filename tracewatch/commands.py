@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
+import io
 import hashlib
 import sys
 from datetime import datetime, timedelta, timezone
@@ -218,11 +220,17 @@ def prepare_demo_analytics(config: CollectorConfig) -> None:
         return
     result = compute_clusters(config.data_dir, first, last + timedelta(seconds=1))
     print(f"demo: {len(result.clusters)} failure modes found", flush=True)
-    code = cli_main(["alerts", "replay", "--from", first.isoformat(), "--to",
-                     (last + timedelta(minutes=5)).isoformat(), "--record",
-                     "--data-dir", str(config.data_dir), "--format", "csv"])
+    start = first.replace(minute=0, second=0, microsecond=0)
+    end = last.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
+    with contextlib.redirect_stdout(io.StringIO()):  # the demo prints a count, not every event
+        code = cli_main(["alerts", "replay", "--from", start.isoformat(), "--to", end.isoformat(),
+                         "--record", "--data-dir", str(config.data_dir), "--format", "csv"])
     if code != 0:
         raise TracewatchError("demo: the alert replay over the sample data failed")
+    con = open_store(config.data_dir)
+    num_alerts = (con.execute("SELECT count(*) FROM alerts").fetchone() or (0,))[0]
+    con.close()
+    print(f"demo: {num_alerts} alerts recorded by replaying the rules over the samples", flush=True)
 
 
 def run_demo(args: argparse.Namespace) -> int:

@@ -115,23 +115,30 @@ def execute_notebook(path: Path, parameters: dict[str, Any], timeout_s: int = DE
     """Read ``path``, inject ``parameters``, run every cell; the executed notebook."""
     try:
         import nbformat
-        from jupyter_client.manager import KernelManager
+        from jupyter_client.manager import AsyncKernelManager
         from nbclient import NotebookClient
     except ImportError as exc:
         raise AnalyticsError(f"tracewatch report needs {exc.name}: "
                              "pip install nbclient nbformat ipykernel") from None
 
     try:
-        nb = nbformat.read(str(path), as_version=4)
+        nb = nbformat.read(str(path), as_version=4)  # type: ignore[no-untyped-call]
     except (OSError, ValueError) as exc:
         raise AnalyticsError(f"cannot read notebook {path}: {type(exc).__name__}") from None
     inject_parameters(nb, parameters)
     # The kernel talks over Unix sockets in a private temporary directory, not over TCP on
     # 127.0.0.1: no port to take, and the outputs (trace text) never cross a network socket.
+    # nbclient creates, owns and shuts down the kernel (a kernel manager passed in would
+    # outlive the run).
     with tempfile.TemporaryDirectory(prefix="tracewatch-kernel-") as sockets:
-        kernel = KernelManager(kernel_name="python3", transport="ipc",
-                               ip=str(Path(sockets) / "kernel"))
-        client = NotebookClient(nb, km=kernel, timeout=timeout_s,
+        prefix = str(Path(sockets) / "kernel")
+
+        class IpcKernelManager(AsyncKernelManager):
+            def __init__(self, **kwargs: Any) -> None:
+                super().__init__(transport="ipc", ip=prefix, **kwargs)
+
+        client = NotebookClient(nb, kernel_name="python3", kernel_manager_class=IpcKernelManager,
+                                timeout=timeout_s, shutdown_kernel="graceful",
                                 resources={"metadata": {"path": str(cwd or Path.cwd())}})
         _run(client, nb, path)
     return nb

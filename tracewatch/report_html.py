@@ -19,9 +19,9 @@ import html
 from datetime import datetime, timezone
 from typing import Any
 
-import plotly.io as pio
+import plotly.io as pio  # type: ignore[import-untyped]
 from markdown_it import MarkdownIt
-from plotly.offline import get_plotlyjs
+from plotly.offline import get_plotlyjs  # type: ignore[import-untyped]
 
 PLOTLY_MIME = "application/vnd.plotly.v1+json"
 REMOVE_TAG = "remove_cell"
