@@ -49,6 +49,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 from sklearn.cluster import AgglomerativeClustering, MiniBatchKMeans
+from threadpoolctl import threadpool_limits
 
 from analytics.cluster_identity import (
     MAX_SIGNATURES, MAX_TERMS, Fingerprint, known_fingerprints, latest_run_id, locked_registry,
@@ -196,9 +197,10 @@ def cluster_descriptions(descriptions: Sequence[TraceDescription],
     unique, inverse = deduplicate(descriptions)
     if not unique:
         return np.empty(0, dtype=np.int64)
-    vectors = vectorize(unique, settings.features)
-    weights = np.bincount(inverse, minlength=len(unique))
-    return cluster_partitions(unique, vectors.reduced, weights, settings)[inverse]
+    with threadpool_limits(limits=1):
+        vectors = vectorize(unique, settings.features)
+        weights = np.bincount(inverse, minlength=len(unique))
+        return cluster_partitions(unique, vectors.reduced, weights, settings)[inverse]
 
 
 def _humanise(token: str) -> str:
@@ -314,9 +316,10 @@ def compute_clusters(
     fingerprints: dict[int, Fingerprint] = {}
     info: dict[int, tuple[str, list[str], int, pl.DataFrame]] = {}
     if unique:
-        vectors = vectorize(unique, settings.features)
-        weights = np.bincount(inverse, minlength=len(unique))
-        unique_labels = cluster_partitions(unique, vectors.reduced, weights, settings)
+        with threadpool_limits(limits=1):
+            vectors = vectorize(unique, settings.features)
+            weights = np.bincount(inverse, minlength=len(unique))
+            unique_labels = cluster_partitions(unique, vectors.reduced, weights, settings)
         labels = unique_labels[inverse]
         global_mean = (np.asarray(vectors.words.T @ weights.astype(np.float64)).ravel() / weights.sum()
                        if vectors.words.shape[1] else np.zeros(0))
