@@ -125,8 +125,16 @@ class TraceDescription:
         return f"{self.signals}\x1f{self.error}\x1f{self.context}"
 
     def partition(self) -> str:
-        """Why the trace was selected (its reason tokens): clusters never span two partitions."""
-        return " ".join(t for t in self.signals.split() if t.startswith("reason_"))
+        """Why the trace was selected (its reason tokens): clusters never span two partitions.
+
+        A trace with no error is also partitioned by its retrieval facts (empty, top score
+        low / mid / high): an ungrounded answer over weak retrieval is a retrieval problem, over
+        strong retrieval a generation problem, and with no error message the answers' texts
+        alone cannot tell them apart.
+        """
+        tokens = self.signals.split()
+        keep = ("reason_", "retrieval_") if "no_error" in tokens else ("reason_",)
+        return " ".join(t for t in tokens if t.startswith(keep))
 
 
 @lru_cache(maxsize=MASK_CACHE_SIZE)

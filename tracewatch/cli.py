@@ -22,6 +22,7 @@ from tracewatch.alerts_command import add_alerts_parser
 from tracewatch.app_command import add_app_parser
 from tracewatch.clusters_command import add_clusters_parser
 from tracewatch.metrics_command import add_metrics_parser
+from tracewatch.report_command import add_report_parser
 
 EXIT_INPUT_ERROR = 2
 
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_clusters_parser(sub)
     add_alerts_parser(sub)
     add_app_parser(sub)
+    add_report_parser(sub)
 
     samples = sub.add_parser("samples", help="sample traces")
     samples_sub = samples.add_subparsers(dest="samples_command", required=True)
