@@ -192,9 +192,15 @@ def _recent_changes(in_group: pl.DataFrame, end: datetime) -> list[dict[str, str
 
 
 def build_dashboard_link(base_url: str, slice_: dict[str, str], since: datetime,
-                         until: datetime, trace_id: str | None = None) -> str:
-    """``http://127.0.0.1:8501/?service=..&prompt_version=..&from=..&to=..``."""
+                         until: datetime, trace_id: str | None = None,
+                         extra: dict[str, str] | None = None) -> str:
+    """``http://127.0.0.1:8501/?service=..&prompt_version=..&from=..&to=..``.
+
+    ``extra`` adds other dashboard keys, e.g. ``{"page": "prompt_versions", "b": "v4"}``
+    to open the prompt diff of a new version against the one before it.
+    """
     params = {_LINK_KEYS[k]: v for k, v in slice_.items() if k in _LINK_KEYS}
+    params.update(extra or {})
     params["from"] = since.strftime("%Y-%m-%dT%H:%M:%SZ")
     params["to"] = until.strftime("%Y-%m-%dT%H:%M:%SZ")
     if trace_id:

@@ -182,8 +182,12 @@ def build_alert_message(event: AlertEvent, dashboard_url: str) -> dict[str, Any]
     if event.cause is not None:
         lines = [f"*Likely cause*: {event.cause.describe()}"]
         for change in event.cause.changes:
-            diff = build_dashboard_link(dashboard_url, {change["dimension"]: change["value"]},
-                                        since, until)
+            if change["dimension"] == "prompt_version":  # open the template diff
+                diff = build_dashboard_link(dashboard_url, {}, since, until,
+                                            extra={"page": "prompt_versions", "b": change["value"]})
+            else:
+                diff = build_dashboard_link(dashboard_url, {change["dimension"]: change["value"]},
+                                            since, until)
             lines.append(f"• new {change['dimension']} `{change['value']}` first seen "
                          f"{change['first_seen']} (<{diff}|compare>)")
         examples = [f"<{build_dashboard_link(dashboard_url, slice_, since, until, tid)}|"

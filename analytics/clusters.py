@@ -171,7 +171,8 @@ def cluster_partitions(unique: Sequence[TraceDescription], vectors: npt.NDArray[
 
     Traces selected for different reasons (a plain timeout vs a timeout followed by a fallback,
     an unsupported answer vs one citing a document it never retrieved) are different failure
-    modes even when their texts look alike; within a partition the texts decide.
+    modes even when their texts look alike, and so are ungrounded answers over weak and over
+    strong retrieval (``TraceDescription.partition``); within a partition the texts decide.
     """
     labels = np.empty(len(unique), dtype=np.int64)
     groups: dict[str, list[int]] = {}
@@ -241,11 +242,12 @@ def _describe_cluster(members: npt.NDArray[np.int64], weights: npt.NDArray[np.in
         terms["signal:" + token] = float(count / total)
     signatures = Counter({hashlib.blake2b(unique[i].key().encode(), digest_size=8).hexdigest(): int(weights[i])
                           for i in members})
-    concepts = [t for t, _ in signal_counts.most_common() if t.startswith("concept_")]
+    concepts = [t for t, _ in signal_counts.most_common() if t.startswith("concept_") and t != "concept_none"]
     reasons = [t for t, _ in signal_counts.most_common()
                if t.startswith("reason_") and t not in ("reason_error",)]
     kinds = [t for t, _ in signal_counts.most_common() if t.startswith("failed_in_")]
-    head = concepts[:1] or reasons[:1] or kinds[:1] or ["failure"]
+    unrecognised = ["error"] if "concept_none" in signal_counts else []
+    head = concepts[:1] or reasons[:1] or unrecognised or kinds[:1] or ["failure"]
     where = f" in {_humanise(kinds[0])}" if kinds else ""
     name = _humanise(head[0]) + where + (": " + ", ".join(top[:3]) if top else "")
     centroid = vectors.reduced[members].T @ w
@@ -323,7 +325,7 @@ def compute_clusters(
         labels = unique_labels[inverse]
         global_mean = (np.asarray(vectors.words.T @ weights.astype(np.float64)).ravel() / weights.sum()
                        if vectors.words.shape[1] else np.zeros(0))
-        first_trace = {}
+        first_trace: dict[int, int] = {}
         for trace_index, distinct in enumerate(inverse):
             first_trace.setdefault(int(distinct), trace_index)
         for label in range(int(unique_labels.max()) + 1):
@@ -368,16 +370,16 @@ def compute_clusters(
                 "run_id": run_id, "since": since, "until": until, "computed_at": computed_at,
             })
         clusters = pl.DataFrame(rows, schema=CLUSTERS_SCHEMA) if rows else pl.DataFrame(schema=CLUSTERS_SCHEMA)
-        members = selected.select(
+        members_frame = selected.select(
             "trace_id", pl.Series("cluster_id", [ids[int(label)] for label in labels], dtype=pl.String),
             "day", "service_name", "model_name", "prompt_version").cast(MEMBERS_SCHEMA)  # type: ignore[arg-type]
         if persist:
             folder = run_dir(Path(data_dir), run_id)
             folder.mkdir(parents=True, exist_ok=False)
             clusters.write_parquet(folder / "clusters.parquet")
-            members.write_parquet(folder / "members.parquet")
+            members_frame.write_parquet(folder / "members.parquet")
             publish_run(Path(data_dir), run_id, registry)
-    return ClusterResult(run_id, since, until, num_traffic, selected.height, clusters, members)
+    return ClusterResult(run_id, since, until, num_traffic, selected.height, clusters, members_frame)
 
 
 def load_clusters(data_dir: Path) -> pl.DataFrame:

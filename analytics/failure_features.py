@@ -3,7 +3,8 @@
 Contract:
 - ``describe_trace`` builds three texts per trace from redacted fields only:
   * ``signals``: categorical tokens (selection reasons, where the failure happened: span kind
-    of the failing spans, finish reasons, retrieval facts), weighted most;
+    of the failing spans, the failure concepts of their messages - ``concept_none`` when no
+    concept matches - finish reasons, retrieval facts), weighted most;
   * ``error``: the messages and exception types of the failing leaf spans (ERROR spans with no
     ERROR child) and the names of those spans, masked;
   * ``context``: the root's error message and an output snippet, masked, weighted least.
@@ -12,11 +13,13 @@ Contract:
   become ``pii<type>``, URLs ``xurl``, UUIDs ``xuuid``, hex runs ``xhex``, identifiers mixing
   letters and digits ``xid``, numbers ``xnum``.  HTTP-like status codes (4xx/5xx after "code",
   "HTTP" or before a word) are kept as ``httpNNN`` because they name the failure.  CamelCase
-  and snake_case are split into words ("RateLimitError" -> "rate limit error").
+  and snake_case are split into words ("RateLimitError" -> "rate limit error").  Results are
+  cached (``MASK_CACHE_SIZE`` texts), as are the per-leaf descriptions.
 - ``vectorize`` fits TF-IDF on word 1-2 grams and on character 3-5 grams (within words) of the
   error text, plus the signal and context blocks, each block L2-normalised and weighted, then
-  reduces with TruncatedSVD and L2-normalises the rows.  It works on distinct descriptions only
-  (``unique_index``), which is what keeps 100k traces fast.
+  reduces with TruncatedSVD and L2-normalises the rows.  It works on distinct descriptions only,
+  and each block on its distinct texts (IDF still counted over all descriptions); character
+  n-grams are cut once per distinct word.  That is what keeps 100k traces fast.
 """
 
 from __future__ import annotations
@@ -60,8 +63,9 @@ ERROR_CONCEPTS: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
                             r"|http504|http408"),
         ("concept_rate_limit", r"rate ?limit|too many requests|http429|quota|resource (has been )?exhausted"
                                r"|throttl|try again in"),
-        ("concept_context_length", r"context (length|window)|too long|max(imum)? (model )?(len|length)"
-                                   r"|maximum number of tokens|token count|exceeds? (the )?max"),
+        ("concept_context_length", r"context (length|window|size|limit)|too (long|large|big)|too many tokens"
+                                   r"|max(imum)? (model )?(len|length)|maximum number of tokens|token (count|limit)"
+                                   r"|exceeds? (the )?max|tokens? > xnum|reduce the length|http413"),
         ("concept_server_error", r"http50[0-3]|http529|overloaded|server (had an )?error|internal error"
                                  r"|unavailable|bad gateway|connection error|not ready"),
         ("concept_schema", r"validation error|required property|not of type|valid (number|integer|string)"
@@ -127,13 +131,13 @@ class TraceDescription:
     def partition(self) -> str:
         """Why the trace was selected (its reason tokens): clusters never span two partitions.
 
-        A trace with no error is also partitioned by its retrieval facts (empty, top score
-        low / mid / high): an ungrounded answer over weak retrieval is a retrieval problem, over
-        strong retrieval a generation problem, and with no error message the answers' texts
-        alone cannot tell them apart.
+        A trace selected for low groundedness is also partitioned by its retrieval facts (top
+        score low / mid / high): an ungrounded answer over weak retrieval is a retrieval problem,
+        over strong retrieval a generation problem, and the answers' texts alone cannot tell them
+        apart.
         """
         tokens = self.signals.split()
-        keep = ("reason_", "retrieval_") if "no_error" in tokens else ("reason_",)
+        keep = ("reason_", "retrieval_") if "reason_low_groundedness" in tokens else ("reason_",)
         return " ".join(t for t in tokens if t.startswith(keep))
 
 
@@ -148,7 +152,9 @@ def _describe_leaf(leaf: str) -> tuple[tuple[str, ...], str]:
     """Signal tokens and masked "name message" text of one ``kind|name|error type|message``."""
     kind, name, etype, message = (leaf.split("|", 3) + ["", "", "", ""])[:4]
     text = mask_text(f"{etype} {message[:MAX_ERROR_CHARS]}")
-    return (f"failed_in_{kind.lower()}", *error_concepts(text)), f"{mask_text(name)} {text}"
+    # An error no concept recognises is its own kind ("concept_none"), not a weaker copy of the
+    # nearest recognised one: reworded messages are not absorbed by the biggest cluster.
+    return (f"failed_in_{kind.lower()}", *(error_concepts(text) or ("concept_none",))), f"{mask_text(name)} {text}"
 
 
 def describe_trace(row: dict[str, Any]) -> TraceDescription:

@@ -1,10 +1,13 @@
 """KPIs and time series of DESIGN.md "Metric definitions", computed in DuckDB, returned as Polars.
 
 Used by ``tracewatch metrics``, the app, the alerts and the notebook, so one figure never
-differs between two screens.  Every metric is computed from the ``traces`` view (one row per
-trace) plus two per-trace aggregates over ``spans`` (cached tokens and unpriced LLM calls,
-which ``traces`` does not carry), then aggregated per group.  A trace belongs to a time
-window by its ``start_time`` and to a group by its dimensions (see ``analytics.filters``).
+differs between two screens.  Every metric is computed per trace, with the definitions of
+the ``traces`` and ``spans`` views, then aggregated per group.  The per-trace values come
+from ``analytics.views.trace_metrics_table``: a table of the connection built on first use
+from the id/time/numeric columns of the day partitions the slice needs (no text), so later
+queries aggregate one row per trace instead of re-reading the spans.  A trace belongs to a
+time window by its ``start_time`` and to a group by its dimensions (see
+``analytics.filters``).
 
 Definitions (per group of traces; "rate" columns are NULL when their denominator is 0):
 
@@ -49,7 +52,7 @@ from analytics.filters import (
     to_utc_naive,
     where_sql,
 )
-from analytics.views import trace_metrics_table
+from analytics.views import spans_source_sql, trace_metrics_table
 
 GROUNDED_THRESHOLD = 0.5
 
@@ -142,11 +145,14 @@ def _base_sql(
         name = quote_identifier(column_name(dim))
         select_dims.append(f"{_retarget(dimension_sql(dim))} AS {name}")
         group_cols.append(name)
-    table = trace_metrics_table(con, since and to_utc_naive(since), until and to_utc_naive(until))
+    since = to_utc_naive(since) if since is not None else None
+    until = to_utc_naive(until) if until is not None else None
+    table = trace_metrics_table(con, since, until)
     ctes = joins = ""
     if attr_dims:
         # Attribute dimensions read the raw spans' attributes (root span first, else the
-        # latest LLM span that carries the key); only when asked for.
+        # latest LLM span that carries the key), of the slice's day partitions only.
+        source = spans_source_sql(con, since, until)
         llm_values = ", ".join(
             f"arg_max({attribute_value_sql(d)}, end_time) AS {quote_identifier(d)}"
             for d in attr_dims
@@ -155,9 +161,9 @@ def _base_sql(
             f"arg_min({attribute_value_sql(d)}, start_time) AS {quote_identifier(d)}"
             for d in attr_dims
         )
-        ctes = (f"llm AS (SELECT trace_id, {llm_values} FROM _spans_raw "
+        ctes = (f"llm AS (SELECT trace_id, {llm_values} FROM {source} "
                 "WHERE span_kind = 'LLM' GROUP BY trace_id),\n"
-                f"root AS (SELECT trace_id, {root_values} FROM _spans_raw "
+                f"root AS (SELECT trace_id, {root_values} FROM {source} "
                 "WHERE parent_span_id IS NULL GROUP BY trace_id),\n")
         joins = ("LEFT JOIN llm l ON l.trace_id = t.trace_id "
                  "LEFT JOIN root r ON r.trace_id = t.trace_id")

@@ -413,6 +413,22 @@ def trace_metrics_table(
     return TRACE_METRICS_TABLE
 
 
+def spans_source_sql(
+    con: duckdb.DuckDBPyConnection,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> str:
+    """A FROM item with the raw span rows (``_spans_raw`` columns) of the traces that
+    started in ``[since, until)``: the day partitions of the range plus ``TRACE_DAY_MARGIN``.
+    """
+    cursor = con.cursor()
+    try:
+        return _pruned_spans(cursor, since.date() if since is not None else date.min,
+                             until.date() if until is not None else date.max)
+    finally:
+        cursor.close()
+
+
 def _pruned_spans(cursor: duckdb.DuckDBPyConnection, lo: date, hi: date) -> str:
     """A FROM item with the raw spans of the day partitions ``[lo - margin, hi + margin]``."""
     if lo == date.min and hi == date.max:

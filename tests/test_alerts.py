@@ -400,6 +400,7 @@ def test_replay_command_notifies_slack_and_records(small_store: Path, tmp_path: 
         firing_text = json.dumps(slack.requests[0].body)
         assert "prompt_version" in firing_text and "v2" in firing_text
         assert "127.0.0.1:8501" in firing_text  # a link into the dashboard, filtered
+        assert "page=prompt_versions" in firing_text and "b=v2" in firing_text  # the diff
     assert slack.url not in result.stderr and slack.url not in result.stdout
     assert [r["state"] for r in sql_rows(small_store, "SELECT state FROM alerts WHERE rule = 'errors'")] == ["resolved"]
 

@@ -224,6 +224,15 @@ def test_prompt_versions_diff_and_comparison(con: duckdb.DuckDBPyConnection) -> 
         [float("nan") if v is None else v for v in expected["ci_low"].to_list()], nan_ok=True)
 
 
+def test_prompt_diff_link_preselects_the_pair(con: duckdb.DuckDBPyConnection) -> None:
+    """The link a Slack alert on a new prompt version carries opens that diff."""
+    at = run_app({**RANGE, "page": "prompt_versions", "a": "v2", "b": "v1"})
+    assert at.title[0].value == "Prompt versions"
+    assert (at.selectbox(key="pv_a").value, at.selectbox(key="pv_b").value) == ("v2", "v1")
+    at = run_app({**RANGE, "page": "prompt_versions", "b": "v2"})
+    assert (at.selectbox(key="pv_a").value, at.selectbox(key="pv_b").value) == ("v1", "v2")
+
+
 def test_cost_page_equals_the_metrics_api(con: duckdb.DuckDBPyConnection) -> None:
     at = run_app(RANGE, page="cost")
     kpis = compute_kpis(con, SINCE, UNTIL).row(0, named=True)

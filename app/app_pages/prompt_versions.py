@@ -78,9 +78,15 @@ if require_traces(key, data.kpis(key, view)["num_requests"][0] == 0):
         if len(names) < 2:
             st.info("Only one prompt version in this view: nothing to compare yet.")
         else:
+            # ?a=v3&b=v4 (e.g. from a Slack alert on a new prompt version) preselects the pair.
+            wanted_a, wanted_b = st.query_params.get("a"), st.query_params.get("b")
+            index_b = names.index(wanted_b) if wanted_b in names else len(names) - 1
+            index_a = names.index(wanted_a) if wanted_a in names else max(index_b - 1, 0)
+            if index_a == index_b:
+                index_a = (index_b - 1) % len(names)
             left, right = st.columns(2)
-            version_a = left.selectbox("Baseline (A)", names, index=len(names) - 2, key="pv_a")
-            version_b = right.selectbox("Candidate (B)", names, index=len(names) - 1, key="pv_b")
+            version_a = left.selectbox("Baseline (A)", names, index=index_a, key="pv_a")
+            version_b = right.selectbox("Candidate (B)", names, index=index_b, key="pv_b")
             if version_a == version_b:
                 st.info("Pick two different versions.")
             else:
