@@ -323,40 +323,54 @@ def _json_attributes(items: Any) -> dict[str, Any]:
 
 
 def _json_value(value: Any) -> Any:
+    """An OTLP/JSON AnyValue to a Python value (one dict lookup on its only key)."""
     if not isinstance(value, dict):
         return None
-    if "stringValue" in value:
-        return str(value["stringValue"])
-    if "intValue" in value:
-        return _json_int(value["intValue"])
-    if "doubleValue" in value:
-        return _json_double(value["doubleValue"])
-    if "boolValue" in value:
-        return bool(value["boolValue"])
-    if "arrayValue" in value:
-        array = value["arrayValue"] or {}
-        return [_json_value(item) for item in array.get("values") or ()]
-    if "kvlistValue" in value:
-        kvlist = value["kvlistValue"] or {}
-        return _json_attributes(kvlist.get("values"))
-    if "bytesValue" in value:
-        try:
-            return base64.b64decode(value["bytesValue"]).hex()
-        except (binascii.Error, TypeError, ValueError):
-            return None
-    # Protobuf-style snake_case keys, tolerated.
-    for snake, camel in (
-        ("string_value", "stringValue"),
-        ("int_value", "intValue"),
-        ("double_value", "doubleValue"),
-        ("bool_value", "boolValue"),
-        ("array_value", "arrayValue"),
-        ("kvlist_value", "kvlistValue"),
-        ("bytes_value", "bytesValue"),
-    ):
-        if snake in value:
-            return _json_value({camel: value[snake]})
+    for key, inner in value.items():
+        convert = _ANY_VALUE.get(key)
+        if convert is not None:
+            return convert(inner)
     return None
+
+
+def _json_array(inner: Any) -> list[Any]:
+    return [_json_value(item) for item in (inner or {}).get("values") or ()]
+
+
+def _json_kvlist(inner: Any) -> dict[str, Any]:
+    return _json_attributes((inner or {}).get("values"))
+
+
+def _json_bytes(inner: Any) -> str | None:
+    try:
+        return base64.b64decode(inner).hex()
+    except (binascii.Error, TypeError, ValueError):
+        return None
+
+
+def _json_string(inner: Any) -> str:
+    return inner if isinstance(inner, str) else str(inner)
+
+
+_ANY_VALUE: dict[str, Any] = {
+    "stringValue": _json_string,
+    "intValue": lambda inner: _json_int(inner),
+    "doubleValue": lambda inner: _json_double(inner),
+    "boolValue": bool,
+    "arrayValue": _json_array,
+    "kvlistValue": _json_kvlist,
+    "bytesValue": _json_bytes,
+}
+# Protobuf-style snake_case keys are tolerated too.
+_ANY_VALUE.update({
+    "string_value": _json_string,
+    "int_value": _ANY_VALUE["intValue"],
+    "double_value": _ANY_VALUE["doubleValue"],
+    "bool_value": bool,
+    "array_value": _json_array,
+    "kvlist_value": _json_kvlist,
+    "bytes_value": _json_bytes,
+})
 
 
 def _json_double(value: Any) -> float | None:
