@@ -204,6 +204,10 @@ def cluster_descriptions(descriptions: Sequence[TraceDescription],
         return cluster_partitions(unique, vectors.reduced, weights, settings)[inverse]
 
 
+_RETRIEVAL_NAMES = {"retrieval_top_low": "weak retrieval", "retrieval_top_mid": "middling retrieval",
+                    "retrieval_top_high": "strong retrieval", "retrieval_empty": "nothing retrieved"}
+
+
 def _humanise(token: str) -> str:
     for prefix in ("concept_", "reason_", "failed_in_"):
         if token.startswith(prefix):
@@ -249,6 +253,10 @@ def _describe_cluster(members: npt.NDArray[np.int64], weights: npt.NDArray[np.in
     unrecognised = ["error"] if "concept_none" in signal_counts else []
     head = concepts[:1] or reasons[:1] or unrecognised or kinds[:1] or ["failure"]
     where = f" in {_humanise(kinds[0])}" if kinds else ""
+    # Low-groundedness clusters are split by retrieval quality (TraceDescription.partition): say which.
+    retrieval = [_RETRIEVAL_NAMES[t] for t, _ in signal_counts.most_common() if t in _RETRIEVAL_NAMES]
+    if head[0] == "reason_low_groundedness" and retrieval:
+        where = f", {retrieval[0]}"
     name = _humanise(head[0]) + where + (": " + ", ".join(top[:3]) if top else "")
     centroid = vectors.reduced[members].T @ w
     representative = int(members[int(np.argmax(vectors.reduced[members] @ centroid))])
