@@ -85,10 +85,10 @@ def main(argv: list[str] | None = None) -> int:
     first_7d_s = time.perf_counter() - started
     fresh.close()
     started = time.perf_counter()
-    trace_metrics_table(con, since_30d)
+    table = trace_metrics_table(con, since_30d)
     first_s = time.perf_counter() - started
     num_traces = con.cursor().execute(
-        "SELECT count(*) FROM _trace_metrics").fetchone()[0]  # type: ignore[index]
+        f"SELECT count(*) FROM {table}").fetchone()[0]  # type: ignore[index]
 
     def one_trace() -> object:
         cur = con.cursor()
