@@ -24,8 +24,14 @@ Tests by kind of metric:
 Minimum sample sizes per slice (below them the status is ``"insufficient data"`` and the
 difference, interval and p-value are NULL): rates 30 (denominator), medians and means 20,
 p95 100, p99 500 (at least 5 observations beyond the quantile).  Bootstrap: 2,000 resamples
-with a fixed seed; slices larger than 20,000 traces are subsampled (without replacement)
-to bound time and memory, which can only widen the interval.
+with a fixed seed.  Quantiles (median, p95, p99) are bootstrapped exactly without drawing the
+resamples: with the slice's values sorted, the k-th smallest value of a resample of size n
+drawn with replacement is the sorted value at ``floor(n * U)`` where ``U`` is the k-th smallest
+of n uniforms, i.e. ``U ~ Beta(k, n + 1 - k)``, and the (k+1)-th is
+``U + (1 - U) * Beta(1, n - k)``; the resample's interpolated quantile (as ``np.quantile``)
+follows from these two, so a resample costs O(1) and no slice is subsampled.  Means draw the
+resamples (in chunks); slices larger than 20,000 traces are then subsampled (without
+replacement) to bound time and memory, which can only widen the interval.
 """
 
 from __future__ import annotations
@@ -144,14 +150,15 @@ def compare_distributions(a: Sequence[float] | FloatArray, b: Sequence[float] | 
     x = np.asarray(a, dtype=np.float64)
     y = np.asarray(b, dtype=np.float64)
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
-    func, min_n, is_tail = _statistic(statistic)
+    func, min_n, is_tail, quantile = _statistic(statistic)
     value_a = float(func(x[None, :])[0]) if x.size else None
     value_b = float(func(y[None, :])[0]) if y.size else None
     test = "bootstrap" if is_tail else "Mann-Whitney U, bootstrap CI"
     if x.size < min_n or y.size < min_n or value_a is None or value_b is None:
         return _insufficient(metric, test, value_a, value_b, int(x.size), int(y.size), confidence)
     rng = np.random.default_rng(seed)
-    diffs = _bootstrap(y, func, rng, num_resamples) - _bootstrap(x, func, rng, num_resamples)
+    diffs = (_bootstrap(y, func, quantile, rng, num_resamples)
+             - _bootstrap(x, func, quantile, rng, num_resamples))
     alpha = 1 - confidence
     low, high = (float(v) for v in np.quantile(diffs, [alpha / 2, 1 - alpha / 2]))
     if is_tail:
@@ -232,28 +239,55 @@ def _values(frame: pl.DataFrame, column: str) -> FloatArray:
     return series.drop_nulls().cast(pl.Float64).to_numpy()
 
 
-def _statistic(name: str) -> tuple[Callable[[FloatArray], FloatArray], int, bool]:
+def _statistic(name: str) -> tuple[Callable[[FloatArray], FloatArray], int, bool, float | None]:
+    """The statistic (over axis 1), its minimum sample size, whether it is a tail, and its
+    quantile (None for the mean)."""
     if name == "median":
-        return (lambda m: np.median(m, axis=1)), MIN_CENTRE_N, False
+        return (lambda m: np.median(m, axis=1)), MIN_CENTRE_N, False, 0.5
     if name == "mean":
-        return (lambda m: np.mean(m, axis=1)), MIN_CENTRE_N, False
+        return (lambda m: np.mean(m, axis=1)), MIN_CENTRE_N, False, None
     if name in ("p95", "p99"):
         q = 0.95 if name == "p95" else 0.99
-        return (lambda m: np.quantile(m, q, axis=1)), MIN_TAIL_N[q], True
+        return (lambda m: np.quantile(m, q, axis=1)), MIN_TAIL_N[q], True, q
     raise AnalyticsError(f"unknown statistic {name!r}: expected median, mean, p95 or p99")
 
 
 def _bootstrap(values: FloatArray, func: Callable[[FloatArray], FloatArray],
-               rng: np.random.Generator, num_resamples: int) -> FloatArray:
+               quantile: float | None, rng: np.random.Generator,
+               num_resamples: int) -> FloatArray:
+    """``num_resamples`` values of the statistic over resamples (with replacement) of
+    ``values``."""
+    if quantile is not None:
+        return _bootstrap_quantile(values, quantile, rng, num_resamples)
     if values.size > MAX_BOOTSTRAP_N:
         values = rng.choice(values, MAX_BOOTSTRAP_N, replace=False)
     out = np.empty(num_resamples)
-    chunk = max(1, 4_000_000 // values.size)  # ~32 MB of indices per step
+    chunk = max(1, 1_000_000 // values.size)  # ~8 MB of indices per step (stays in cache)
     for start in range(0, num_resamples, chunk):
         stop = min(num_resamples, start + chunk)
         idx = rng.integers(0, values.size, size=(stop - start, values.size))
         out[start:stop] = func(values[idx])
     return out
+
+
+def _bootstrap_quantile(values: FloatArray, q: float, rng: np.random.Generator,
+                        num_resamples: int) -> FloatArray:
+    """Exact bootstrap distribution of ``np.quantile(resample, q)`` (linear interpolation)
+    from order statistics of uniforms (see the module docstring): O(n log n + B)."""
+    ordered = np.sort(values)
+    n = ordered.size
+    position = (n - 1) * q
+    k = int(math.floor(position))  # 0-based: the resample's k-th and (k+1)-th smallest
+    frac = position - k
+    # U_(k+1) (1-based) ~ Beta(k + 1, n - k); the next one adds a Beta(1, n - k - 1) share of
+    # what is left above it (the minimum of the n - k - 1 uniforms above).
+    low_u = rng.beta(k + 1, n - k, size=num_resamples)
+    low = ordered[np.minimum((low_u * n).astype(np.int64), n - 1)]
+    if frac == 0.0 or k + 1 >= n:
+        return low
+    high_u = low_u + (1.0 - low_u) * rng.beta(1, n - k - 1, size=num_resamples)
+    high = ordered[np.minimum((high_u * n).astype(np.int64), n - 1)]
+    return low + frac * (high - low)
 
 
 def _insufficient(metric: str, test: str, value_a: float | None, value_b: float | None,

@@ -11,7 +11,11 @@ Contract:
   DESIGN.md), so the app agrees with ``tracewatch metrics``.  What the analytics API does not
   offer (trace lists with text search, a trace's spans, prompt templates, cost per user,
   unpriced calls) is plain SQL over the views of DESIGN.md, restricted to the traces of the
-  same slice (``list_trace_metrics``).
+  same slice (``list_trace_metrics``).  Store-wide facts (trace count, time bounds, sidebar
+  values) read the per-trace table of ``analytics.views.trace_metrics_table`` (built once per
+  connection) instead of the heavy ``traces`` view; per-trace text and user columns of a
+  slice are aggregated from the slice's day partitions (``spans_source_sql``) with the
+  ``traces`` view's definitions.
 - One DuckDB connection per store version (``st.cache_resource``), shared by the sessions'
   threads; every query runs on its own cursor.  (Copying ``traces``/``spans`` into memory
   per version was measured and rejected: 2.9 s and 210 MB per version at 200k spans, paid
@@ -38,9 +42,9 @@ import streamlit as st
 from analytics.cluster_identity import latest_run_id
 from analytics.clusters import CLUSTERS_SCHEMA, MEMBERS_SCHEMA, load_cluster_members, load_clusters
 from analytics.compare import Slice, compare_all
-from analytics.filters import Filters
+from analytics.filters import Filters, to_utc_naive
 from analytics.metrics import compute_kpis, compute_timeseries, list_trace_metrics
-from analytics.views import open_store
+from analytics.views import open_store, spans_source_sql, trace_metrics_table
 from collector.schema import ALERTS_TABLE, EVALUATIONS_TABLE, SPANS_TABLE, table_path
 
 DEFAULT_DATA_DIR = "./data"
@@ -133,26 +137,39 @@ def _query(key: StoreKey, sql: str, params: list[Any] | None = None) -> pl.DataF
 # --------------------------------------------------------------------------- store facts
 
 
+def _all_traces(key: StoreKey) -> str:
+    """The per-trace table of the whole store (one row per trace of ``traces``, same
+    trace_id, start_time, service_name, model_name and prompt_version)."""
+    return trace_metrics_table(_connection(key))
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def count_traces(key: StoreKey) -> int:
-    return int(_query(key, "SELECT count(*) AS n FROM traces")["n"][0])
+    return int(_query(key, f"SELECT count(*) AS n FROM {_all_traces(key)}")["n"][0])
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def time_bounds(key: StoreKey) -> tuple[datetime | None, datetime | None]:
     """First and last trace start time in the store (None, None when empty)."""
-    row = _query(key, "SELECT min(start_time) AS lo, max(start_time) AS hi FROM traces").row(0)
+    row = _query(key, "SELECT min(start_time) AS lo, max(start_time) AS hi "
+                      f"FROM {_all_traces(key)}").row(0)
     return row[0], row[1]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def dimension_values(key: StoreKey) -> dict[str, list[str]]:
-    """Distinct non-NULL values of each filter dimension, sorted (for the sidebar)."""
+    """Distinct non-NULL values of each filter dimension, sorted (for the sidebar).
+
+    ``provider`` is any LLM span's (as ``spans``), the others the traces' (as ``traces``).
+    """
     values: dict[str, list[str]] = {}
     for dim in FILTER_DIMENSIONS:
-        table = "spans WHERE span_kind = 'LLM'" if dim == "provider" else "traces"
-        frame = _query(key, f"SELECT DISTINCT {dim} AS v FROM {table} "
-                            f"{'AND' if 'WHERE' in table else 'WHERE'} {dim} IS NOT NULL ORDER BY v")
+        if dim == "provider":
+            table = f"{spans_source_sql(_connection(key))} WHERE span_kind = 'LLM' AND"
+        else:
+            table = f"{_all_traces(key)} WHERE"
+        frame = _query(key, f"SELECT DISTINCT {dim} AS v FROM {table} {dim} IS NOT NULL "
+                            "ORDER BY v")
         values[dim] = [str(v) for v in frame["v"].to_list()]
     return values
 
@@ -222,22 +239,47 @@ def list_traces(key: StoreKey, view: View, search: str = "", limit: int = 500) -
     frame = trace_metrics(key, view)
     if frame.is_empty():
         return _empty_trace_list()
+    if not search.strip():
+        # Only the newest ``limit`` traces need their texts.
+        newest = frame.sort("start_time", descending=True).head(limit)
+        return _trace_list(newest, _trace_texts(key, newest), limit)
     cursor = _connection(key).cursor()
     try:
         cursor.register("slice_traces", frame.select("trace_id").to_arrow())
-        where = ""
-        params: list[Any] = []
-        if search.strip():
-            where = "WHERE t.input_text ILIKE ? OR t.output_text ILIKE ?"
-            needle = "%" + search.strip().replace("%", r"\%").replace("_", r"\_") + "%"
-            params = [needle, needle]
+        needle = "%" + search.strip().replace("%", r"\%").replace("_", r"\_") + "%"
         texts = cursor.sql(
             "SELECT t.trace_id, t.root_name, left(t.input_text, 300) AS input_text "
-            f"FROM traces t SEMI JOIN slice_traces s ON s.trace_id = t.trace_id {where}",
-            params=params or None,
+            "FROM traces t SEMI JOIN slice_traces s ON s.trace_id = t.trace_id "
+            "WHERE t.input_text ILIKE ? OR t.output_text ILIKE ?",
+            params=[needle, needle],
         ).pl()
     finally:
         cursor.close()
+    return _trace_list(frame, texts, limit)
+
+
+def _trace_texts(key: StoreKey, frame: pl.DataFrame) -> pl.DataFrame:
+    """root_name and the first 300 characters of input_text (as ``traces``) of the traces
+    of ``frame``, aggregated from the day partitions of their start times only."""
+    lo: datetime = frame["start_time"].min()  # type: ignore[assignment]
+    hi: datetime = frame["start_time"].max()  # type: ignore[assignment]
+    source = spans_source_sql(_connection(key), lo, hi + timedelta(microseconds=1))
+    cursor = _connection(key).cursor()
+    try:
+        cursor.register("slice_traces", frame.select("trace_id").to_arrow())
+        return cursor.sql(
+            "SELECT trace_id, "
+            "arg_min(name, start_time) FILTER (WHERE parent_span_id IS NULL) AS root_name, "
+            "left(coalesce(arg_min(input_text, start_time) FILTER (WHERE parent_span_id IS NULL), "
+            "arg_min(input_text, start_time) FILTER (WHERE input_text IS NOT NULL)), 300) "
+            f"AS input_text FROM {source} SEMI JOIN slice_traces USING (trace_id) "
+            "GROUP BY trace_id",
+        ).pl()
+    finally:
+        cursor.close()
+
+
+def _trace_list(frame: pl.DataFrame, texts: pl.DataFrame, limit: int) -> pl.DataFrame:
     joined = frame.join(texts, on="trace_id", how="inner")
     return joined.select(
         "start_time", "trace_id", "service_name", "model_name", "provider", "prompt_version",
@@ -394,14 +436,21 @@ def cost_by_user(key: StoreKey, view: View, limit: int = 50) -> pl.DataFrame:
         return pl.DataFrame(schema={"user_id": pl.String, "num_requests": pl.UInt32,
                                     "cost_usd_total": pl.Float64,
                                     "cost_usd_per_request": pl.Float64})
+    # traces.user_id (the first span's that has one), from the slice's day partitions only.
+    source = spans_source_sql(
+        _connection(key), *(to_utc_naive(t) if t is not None else None
+                             for t in (view.since, view.until)))
     cursor = _connection(key).cursor()
     try:
         cursor.register("slice_traces", frame.select("trace_id", "cost_usd").to_arrow())
         return cursor.sql(
-            "SELECT t.user_id, count(*) AS num_requests, sum(s.cost_usd) AS cost_usd_total, "
+            "WITH u AS (SELECT trace_id, arg_min(user_id, start_time) AS user_id "
+            f"FROM {source} SEMI JOIN slice_traces USING (trace_id) "
+            "WHERE user_id IS NOT NULL GROUP BY trace_id) "
+            "SELECT u.user_id, count(*) AS num_requests, sum(s.cost_usd) AS cost_usd_total, "
             "sum(s.cost_usd) / count(*) AS cost_usd_per_request "
-            "FROM slice_traces s JOIN traces t USING (trace_id) "
-            "GROUP BY t.user_id ORDER BY cost_usd_total DESC NULLS LAST LIMIT ?", params=[limit],
+            "FROM slice_traces s LEFT JOIN u USING (trace_id) "
+            "GROUP BY u.user_id ORDER BY cost_usd_total DESC NULLS LAST LIMIT ?", params=[limit],
         ).pl()
     finally:
         cursor.close()
