@@ -1,6 +1,6 @@
 """End to end in a real browser: ``streamlit run`` on a loopback port, Debian's headless
 Chromium driven by Playwright.  Opens every page, follows a deep link into a trace, opens a
-prompt diff, and saves screenshots (tests/artifacts/, and docs/screenshot.png for the README).
+prompt diff, and saves screenshots (tests/artifacts/).
 
 Skipped only when /usr/bin/chromium is absent (``apt-get install chromium``); Playwright never
 downloads a browser here.
@@ -24,7 +24,9 @@ from tests.app_store import CHAT_TRACE_ID, build_app_store
 CHROMIUM = Path("/usr/bin/chromium")
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "tests" / "artifacts"
-README_SCREENSHOT = ROOT / "docs" / "screenshot.png"
+# The README's docs/screenshot.png is taken from the sample data (tracewatch demo); the
+# test store's overview goes next to the other artifacts, never over a committed file.
+OVERVIEW_SCREENSHOT = ROOT / "tests" / "artifacts" / "overview.png"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
                  "--disable-background-networking", "--disable-component-update"]
 PAGES = {"overview": "Overview", "traces": "Traces", "prompt_versions": "Prompt versions",
@@ -148,8 +150,8 @@ def test_every_page_opens(app_url: str, page: object) -> None:
             assert tiles.count() == 6
             page.locator(".js-plotly-plot").first.wait_for(timeout=30_000)  # type: ignore[attr-defined]
             page.wait_for_timeout(800)  # type: ignore[attr-defined]
-            README_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            page.screenshot(path=str(README_SCREENSHOT), full_page=False)  # type: ignore[attr-defined]
+            OVERVIEW_SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(OVERVIEW_SCREENSHOT), full_page=False)  # type: ignore[attr-defined]
 
 
 def test_deep_link_opens_a_trace(app_url: str, page: object) -> None:
