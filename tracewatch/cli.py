@@ -21,6 +21,7 @@ from tracewatch import commands
 from tracewatch.alerts_command import add_alerts_parser
 from tracewatch.app_command import add_app_parser
 from tracewatch.clusters_command import add_clusters_parser
+from tracewatch.judge_command import add_judge_parser
 from tracewatch.metrics_command import add_metrics_parser
 from tracewatch.report_command import add_report_parser
 
@@ -79,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_alerts_parser(sub)
     add_app_parser(sub)
     add_report_parser(sub)
+    add_judge_parser(sub)
 
     samples = sub.add_parser("samples", help="sample traces")
     samples_sub = samples.add_subparsers(dest="samples_command", required=True)
