@@ -129,19 +129,24 @@ INFERRED_FALLBACK_SQL = """
      AND (later.model_name IS DISTINCT FROM failed.model_name
           OR later.provider IS DISTINCT FROM failed.provider)"""
 
-SPANS_VIEW = """
-CREATE OR REPLACE VIEW spans AS
-WITH base AS (
-    SELECT s.* EXCLUDE (retrievals, evaluations, span_key, ingested_at, day),
-           coalesce(
-               s.cost_usd_reported,
-               CASE WHEN s.span_kind = 'LLM' AND p.input_usd_per_token IS NOT NULL THEN
+# DESIGN "cost_usd" from tokens: uncached input, cached input and output tokens at the
+# model's prices (``p`` = model_prices, ``s`` = the span); NULL when the model is unpriced.
+# The one definition, used by the spans view and by the per-trace metrics table.
+PRICED_COST_SQL = """CASE WHEN p.input_usd_per_token IS NOT NULL THEN
                    (coalesce(s.prompt_tokens, 0) - coalesce(s.cached_prompt_tokens, 0))
                        * p.input_usd_per_token
                    + coalesce(s.cached_prompt_tokens, 0)
                        * coalesce(p.cached_input_usd_per_token, p.input_usd_per_token)
                    + coalesce(s.completion_tokens, 0) * p.output_usd_per_token
-               END
+               END"""
+
+SPANS_VIEW = f"""
+CREATE OR REPLACE VIEW spans AS
+WITH base AS (
+    SELECT s.* EXCLUDE (retrievals, evaluations, span_key, ingested_at, day),
+           coalesce(
+               s.cost_usd_reported,
+               CASE WHEN s.span_kind = 'LLM' THEN {PRICED_COST_SQL} END
            ) AS cost_usd
     FROM _spans_raw s
     LEFT JOIN model_prices p
@@ -283,14 +288,7 @@ WITH s AS (
            s.prompt_version, s.prompt_tokens, s.completion_tokens, s.cached_prompt_tokens,
            s.total_tokens, s.fallback_marked,
            CASE WHEN s.span_kind = 'LLM' THEN coalesce(
-               s.cost_usd_reported,
-               CASE WHEN p.input_usd_per_token IS NOT NULL THEN
-                   (coalesce(s.prompt_tokens, 0) - coalesce(s.cached_prompt_tokens, 0))
-                       * p.input_usd_per_token
-                   + coalesce(s.cached_prompt_tokens, 0)
-                       * coalesce(p.cached_input_usd_per_token, p.input_usd_per_token)
-                   + coalesce(s.completion_tokens, 0) * p.output_usd_per_token
-               END) END AS llm_cost_usd
+               s.cost_usd_reported, {PRICED_COST_SQL}) END AS llm_cost_usd
     FROM {{src}} s
     LEFT JOIN model_prices p
       ON s.span_kind = 'LLM' AND p.model_name = s.model_name

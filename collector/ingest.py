@@ -13,7 +13,6 @@ error names the file and line), the rest of the file still goes in.
 from __future__ import annotations
 
 import gzip
-import logging
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -26,8 +25,6 @@ from collector.decode import PayloadFormat, parse_protobuf
 from collector.errors import PermanentError, TracewatchError
 from collector.workers import PipelineExecutor, ProcessedPayload
 from collector.writer import StagedFile, StoreWriter
-
-logger = logging.getLogger(__name__)
 
 _COMMIT_EVERY_SPANS = 50_000
 

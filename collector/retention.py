@@ -10,7 +10,6 @@ of recent partitions are left to the collector's vacuum, so readers' snapshots s
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import time
@@ -23,8 +22,6 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from collector.errors import TracewatchError
 from collector.schema import EVALUATIONS_TABLE, PARTITION_COLUMN, SPANS_TABLE, table_path
-
-logger = logging.getLogger(__name__)
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

@@ -161,35 +161,12 @@ class StoreWriter:
         return set()
 
     def write(self, batch: SpanBatch, spool_seqs: list[int]) -> int:
-        """Append the batch's new spans in one commit; returns how many were new."""
-        return self.write_table(spans_to_arrow(list(batch.spans)), spool_seqs)
+        """Append the batch's new spans in one commit; returns how many were new.
 
-    def write_table(self, table: pa.Table, spool_seqs: list[int]) -> int:
-        """Append the rows (SPANS_SCHEMA) whose span_key is not stored yet, in one commit."""
-        keys = table.column("span_key").to_pylist()
-        is_new = self._index.select_new(keys)
-        num_new = sum(is_new)
-        self.num_duplicates += len(keys) - num_new
-        if num_new == 0:
-            return 0  # nothing new: the caller may drop the spool entries without a commit
-        fresh = table if num_new == len(keys) else table.filter(pa.array(is_new))
-        metadata = {COMMIT_SPOOL_SEQ_KEY: format_seq_ranges(spool_seqs)} if spool_seqs else {}
-        started = time.perf_counter()
-        write_deltalake(
-            self._table,
-            fresh,
-            mode="append",
-            partition_by=[PARTITION_COLUMN],
-            commit_properties=CommitProperties(custom_metadata=metadata),
-        )
-        self.last_commit_s = time.perf_counter() - started
-        self._index.add(key for key, new in zip(keys, is_new) if new)
-        self.num_spans_written += num_new
-        self.num_commits += 1
-        self._commits_since_checkpoint += 1
-        for day in set(fresh.column(PARTITION_COLUMN).to_pylist()):
-            self._files_since_compaction[day] += 1
-        return num_new
+        The same path as the collector's workers: stage Parquet files, then commit them.
+        """
+        return self.commit_files(stage_spans(self.table_dir, spans_to_arrow(list(batch.spans))),
+                                 spool_seqs)
 
     @property
     def table_dir(self) -> Path:
@@ -235,6 +212,9 @@ class StoreWriter:
             actions, mode="append", schema=self._table.schema(), partition_by=[PARTITION_COLUMN],
             commit_properties=CommitProperties(custom_metadata=metadata),
         )
+        # A write transaction does not move this object's snapshot (write_deltalake does);
+        # without this, compaction and the store version would see the table as it was.
+        self._table.update_incremental()
         self.last_commit_s = time.perf_counter() - started
         self._index.add(new_keys)  # only once committed: a failed commit is retried
         self.num_spans_written += len(new_keys)
@@ -282,18 +262,6 @@ class StoreWriter:
         )
         self._last_vacuum = time.monotonic()
         return len(removed)
-
-    def delete_before(self, cutoff: datetime) -> int:
-        """Retention: drop whole day partitions before ``cutoff``'s day, then rows before it."""
-        cutoff_day = cutoff.date().isoformat()
-        cutoff_text = cutoff.replace(tzinfo=None).isoformat(sep=" ")
-        first = self._table.delete(f"{PARTITION_COLUMN} < '{cutoff_day}'")
-        second = self._table.delete(
-            f"{PARTITION_COLUMN} = '{cutoff_day}' AND start_time < '{cutoff_text}'"
-        )
-        return int(first.get("num_deleted_rows", 0) or 0) + int(
-            second.get("num_deleted_rows", 0) or 0
-        )
 
     @property
     def version(self) -> int:
@@ -396,8 +364,9 @@ def stage_spans(table_dir: Path, table: pa.Table) -> list[StagedFile]:
         return []
     staged: list[StagedFile] = []
     days = table.column(PARTITION_COLUMN)
-    for day in sorted(set(days.to_pylist())):
-        part = table if len(set(days.to_pylist())) == 1 else table.filter(
+    distinct_days = sorted(set(days.to_pylist()))
+    for day in distinct_days:
+        part = table if len(distinct_days) == 1 else table.filter(
             pa.compute.equal(days, pa.scalar(day, pa.date32())))
         day_text = day.isoformat()
         relative = f"{PARTITION_COLUMN}={day_text}/part-{uuid.uuid4().hex}-c000.snappy.parquet"
