@@ -6,10 +6,11 @@ Contract:
   spool entries it made durable.  Spans already stored (same trace_id, span_id) are skipped.
 - Only one process writes spans: ``writer.lock`` (flock) is held for the writer's life and
   a second writer fails fast with a clear message.
-- ``maintain()`` compacts day partitions that collected many small files, checkpoints the
-  Delta log and vacuums files removed long enough ago that no reader snapshot still needs
-  them.  It runs in the writer's thread between commits (compaction takes < 0.5 s), so
-  compaction never races an append.
+- ``maintain()`` starts compaction of day partitions that collected many files, checkpoints
+  the Delta log and vacuums files removed long enough ago that no reader snapshot still
+  needs them.  Compaction runs in a thread of its own, on its own table handle (it takes
+  seconds at high ingest rates and must not hold up commits); Delta's optimistic
+  concurrency lets it commit beside the appends, which never conflict with it.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+import threading
 import time
 import uuid
 from collections import Counter
@@ -54,6 +56,7 @@ logger = logging.getLogger(__name__)
 _US_PER_DAY = 86_400_000_000
 _CHECKPOINT_EVERY_COMMITS = 100
 _VACUUM_EVERY_S = 300.0
+COMPACT_BUSY_FACTOR = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +138,7 @@ class StoreWriter:
             raise StoreError(f"cannot open the store in {data_dir}: {type(exc).__name__}") from None
         self._index = SpanKeyIndex(self._load_keys())
         self._files_since_compaction: Counter[date] = Counter()
+        self._compactor: threading.Thread | None = None
         self._commits_since_checkpoint = 0
         self._last_vacuum = time.monotonic()
         self.num_spans_written = 0
@@ -224,11 +228,23 @@ class StoreWriter:
             self._files_since_compaction[date.fromisoformat(action.partition_values[PARTITION_COLUMN] or "")] += 1
         return len(new_keys)
 
-    def maintain(self) -> None:
-        """Compact busy partitions, checkpoint the log, vacuum old files."""
-        for day, num_files in list(self._files_since_compaction.items()):
-            if num_files >= self.settings.compact_min_files:
-                self.compact(day)
+    def maintain(self, idle: bool = True) -> None:
+        """Start compaction of busy partitions, checkpoint the log, vacuum old files.
+
+        Compaction rewrites every row once (about as much CPU as ingesting it), so while
+        spans are arriving (``idle`` False) it waits until a partition has
+        ``COMPACT_BUSY_FACTOR`` times ``compact_min_files`` new files; bursts are compacted
+        right after they end.
+        """
+        threshold = self.settings.compact_min_files * (1 if idle else COMPACT_BUSY_FACTOR)
+        busy = [day for day, n in self._files_since_compaction.items() if n >= threshold]
+        if busy and not self.compacting:
+            for day in busy:
+                del self._files_since_compaction[day]
+            self._compactor = threading.Thread(
+                target=self._compact_in_background, args=(busy,), name="tracewatch-compact",
+                daemon=True)
+            self._compactor.start()
         if self._commits_since_checkpoint >= _CHECKPOINT_EVERY_COMMITS:
             self._table.create_checkpoint()
             self._table.cleanup_metadata()
@@ -236,21 +252,50 @@ class StoreWriter:
         if time.monotonic() - self._last_vacuum >= _VACUUM_EVERY_S:
             self.vacuum()
 
+    @property
+    def compacting(self) -> bool:
+        return self._compactor is not None and self._compactor.is_alive()
+
+    def _compact_in_background(self, days: list[date]) -> None:
+        table = DeltaTable(str(self.table_dir))
+        for day in days:
+            try:
+                self._compact(table, day)
+            except Exception:  # thread boundary: the files stay as they are, readable
+                logger.exception("compaction of %s failed; will retry when more files arrive", day)
+                self._files_since_compaction[day] += self.settings.compact_min_files // 2
+
     def compact(self, day: date | None = None) -> dict[str, Any]:
-        """Rewrite small files of one day partition (all partitions if day is None)."""
-        filters = [(PARTITION_COLUMN, "=", day.isoformat())] if day else None
-        metrics = self._table.optimize.compact(
-            partition_filters=filters, target_size=self.settings.target_file_bytes
-        )
+        """Rewrite small files of one day partition (all partitions if day is None), now."""
+        self.wait_for_compaction()
+        metrics = self._compact(self._table, day)
+        self._table.update_incremental()
         if day is None:
             self._files_since_compaction.clear()
         else:
             self._files_since_compaction.pop(day, None)
+        return metrics
+
+    def wait_for_compaction(self) -> None:
+        if self._compactor is not None:
+            self._compactor.join()
+            self._compactor = None
+
+    def _compact(self, table: DeltaTable, day: date | None) -> dict[str, Any]:
+        filters = [(PARTITION_COLUMN, "=", day.isoformat())] if day else None
+        started = time.perf_counter()
+        # One task: compaction shares the machine with ingest, and each concurrent task
+        # holds its own batch of rows in memory.
+        metrics = table.optimize.compact(
+            partition_filters=filters, target_size=self.settings.target_file_bytes,
+            max_concurrent_tasks=1,
+        )
         logger.info(
-            "compacted %s: %s files removed, %s added",
+            "compacted %s: %s files removed, %s added in %.1f s",
             day or "all partitions",
             metrics.get("numFilesRemoved"),
             metrics.get("numFilesAdded"),
+            time.perf_counter() - started,
         )
         return metrics
 
@@ -268,6 +313,7 @@ class StoreWriter:
         return self._table.version()
 
     def close(self) -> None:
+        self.wait_for_compaction()
         self._lock.release()
 
 

@@ -1,7 +1,8 @@
 """The collector's writer thread: spool -> pipeline workers -> one commit per interval.
 
 - Spool entries are handed to the pipeline workers as they arrive (up to
-  ``MAX_INFLIGHT_BYTES`` of payload in flight, which bounds memory), so decoding and
+  ``MAX_INFLIGHT_BYTES`` of payload submitted and not yet processed, which bounds memory:
+  a processed group is only a list of staged files until it is committed), so decoding and
   redaction of the next batch overlap with the commit of this one.
 - Finished entries are committed together at most about once per ``commit_interval_s``
   (sooner when ``MAX_COMMIT_BYTES`` of payload is ready), in one Delta commit whose metadata
@@ -21,7 +22,6 @@ from concurrent.futures import Future, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from collector.config import CollectorConfig
-from collector.errors import PermanentError
 from collector.spool import Spool, SpoolEntry
 from collector.telemetry import CollectorTelemetry
 from collector.workers import PipelineExecutor, ProcessedPayload
@@ -30,7 +30,8 @@ from collector.writer import StagedFile, StoreWriter
 logger = logging.getLogger(__name__)
 
 MAX_INFLIGHT_BYTES = 48 * 1024 * 1024
-MAX_COMMIT_BYTES = 64 * 1024 * 1024
+MAX_COMMIT_BYTES = 256 * 1024 * 1024
+GROUP_BYTES = 12 * 1024 * 1024  # payload per worker task (one Parquet file per day per task)
 _ERROR_BACKOFF_S = 2.0
 _POLL_S = 0.05
 
@@ -51,8 +52,8 @@ class WriterLoop:
         self.telemetry = telemetry
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tracewatch-writer", daemon=True)
-        self._inflight: deque[tuple[SpoolEntry, Future[ProcessedPayload]]] = deque()
-        self._inflight_bytes = 0
+        # Groups of spool entries, each processed by one worker into one file per day.
+        self._inflight: deque[tuple[list[SpoolEntry], Future[ProcessedPayload]]] = deque()
         self.num_batch_errors = 0
 
     def start(self) -> None:
@@ -78,14 +79,14 @@ class WriterLoop:
             try:
                 self._submit_new()
                 ready = self._ready_prefix()
-                ready_bytes = sum(entry.num_bytes for entry, _ in ready)
+                ready_bytes = sum(entry.num_bytes for group, _ in ready for entry in group)
                 due = time.monotonic() - last_commit >= self.config.commit_interval_s
                 if ready and (due or ready_bytes >= MAX_COMMIT_BYTES):
                     self._commit(ready)
                     last_commit = time.monotonic()
-                    self._maintain()
+                    self._maintain(idle=False)
                 elif not self._inflight:
-                    self._maintain()
+                    self._maintain(idle=True)
                 elif ready:
                     self._stop.wait(_POLL_S)  # the next commit is not due yet
                 else:
@@ -96,48 +97,81 @@ class WriterLoop:
                 self._recover("writer batch failed")
 
     def _submit_new(self) -> None:
-        room = MAX_INFLIGHT_BYTES - self._inflight_bytes
+        """Hand spool entries to the workers, keeping about two groups queued per worker.
+
+        Under load, entries pile up in the spool while the workers are busy and the next
+        take groups them (larger files, fewer of them); when idle, an entry goes at once.
+        """
+        pending = [(group, future) for group, future in self._inflight if not future.done()]
+        if len(pending) >= 2 * max(self.executor.num_workers, 1):
+            return
+        room = MAX_INFLIGHT_BYTES - sum(entry.num_bytes for group, _ in pending for entry in group)
         if room <= 0:
             return
         wait_s = 0.0 if self._inflight else self.config.commit_interval_s
         entries = self.spool.take(self.config.max_batch_spans, wait_s, max_bytes=room)
-        for entry in entries:
-            self._inflight.append((entry, self.executor.submit_path(entry.fmt, entry.path)))
-            self._inflight_bytes += entry.num_bytes
+        groups = self._groups(entries)
+        for group in groups:
+            paths = [(entry.fmt, entry.path) for entry in group]
+            self._inflight.append((group, self.executor.submit_paths(paths)))
+        if groups:
+            logger.debug("writer: %d spool entries submitted as %d groups (%d pending before)",
+                         len(entries), len(groups), len(pending))
 
-    def _ready_prefix(self) -> list[tuple[SpoolEntry, Future[ProcessedPayload]]]:
-        """The oldest in-flight entries whose processing finished (in spool order)."""
+    def _groups(self, entries: list[SpoolEntry]) -> list[list[SpoolEntry]]:
+        """Split taken entries into one group per worker task: up to ``GROUP_BYTES`` each,
+        and at least as many groups as workers when there are enough entries (parallelism)."""
+        if not entries:
+            return []
+        workers = max(self.executor.num_workers, 1)
+        total = sum(entry.num_bytes for entry in entries)
+        limit = min(GROUP_BYTES, max(total // workers, 1))
+        groups: list[list[SpoolEntry]] = [[]]
+        size = 0
+        for entry in entries:
+            if groups[-1] and size + entry.num_bytes > limit:
+                groups.append([])
+                size = 0
+            groups[-1].append(entry)
+            size += entry.num_bytes
+        return groups
+
+    def _ready_prefix(self) -> list[tuple[list[SpoolEntry], Future[ProcessedPayload]]]:
+        """The oldest in-flight groups whose processing finished (in spool order)."""
         ready = []
-        for entry, future in self._inflight:
+        for group, future in self._inflight:
             if not future.done():
                 break
-            ready.append((entry, future))
+            ready.append((group, future))
         return ready
 
-    def _commit(self, ready: list[tuple[SpoolEntry, Future[ProcessedPayload]]]) -> None:
+    def _commit(self, ready: list[tuple[list[SpoolEntry], Future[ProcessedPayload]]]) -> None:
         files: list[StagedFile] = []
         committed: list[SpoolEntry] = []
         dropped: list[SpoolEntry] = []
         num_redacted = num_withheld = num_spans = 0
-        for entry, future in ready:
-            try:
-                result = future.result()
-            except PermanentError:
-                # Checked before it was acknowledged; only a corrupted file lands here.
-                logger.error("writer: spool entry %d no longer decodes; dropped", entry.seq)
-                dropped.append(entry)
-                continue
+        for group, future in ready:
+            result = future.result()
+            undecodable = set(result.undecodable)
+            for entry in group:
+                if str(entry.path) in undecodable:
+                    # Checked before it was acknowledged; only a corrupted file lands here.
+                    logger.error("writer: spool entry %d no longer decodes; dropped", entry.seq)
+                    dropped.append(entry)
+                else:
+                    committed.append(entry)
             files.extend(result.files)
-            committed.append(entry)
             num_spans += result.num_spans
             num_redacted += result.num_entities_redacted
             num_withheld += result.num_spans_withheld
         started = time.perf_counter()
         written = self.writer.commit_files(files, [entry.seq for entry in committed]) if files else 0
-        self.telemetry.write_seconds.observe(time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        self.telemetry.write_seconds.observe(elapsed)
+        logger.debug("writer: committed %d spans in %d files from %d spool entries in %.3f s",
+                     written, len(files), len(committed), elapsed)
         for _ in ready:
-            entry, _future = self._inflight.popleft()
-            self._inflight_bytes -= entry.num_bytes
+            self._inflight.popleft()
         self.spool.remove(committed + dropped)
         self.telemetry.spans_written.inc(written)
         self.telemetry.spans_duplicate.inc(num_spans - written)
@@ -148,11 +182,10 @@ class WriterLoop:
         self.num_batch_errors += 1
         self.telemetry.batch_errors.inc()
         logger.exception("writer: %s; %d spool entries will be retried", what, len(self._inflight))
-        entries = [entry for entry, _ in self._inflight]
+        entries = [entry for group, _ in self._inflight for entry in group]
         for _, future in self._inflight:
             future.cancel()
         self._inflight.clear()
-        self._inflight_bytes = 0
         self.spool.release(entries)
         try:
             self.executor.restart()
@@ -160,9 +193,13 @@ class WriterLoop:
             logger.exception("writer: pipeline workers could not restart")
         self._stop.wait(_ERROR_BACKOFF_S)
 
-    def _maintain(self) -> None:
+    def _maintain(self, idle: bool) -> None:
         try:
-            self.writer.maintain()
+            started = time.perf_counter()
+            self.writer.maintain(idle=idle)
+            elapsed = time.perf_counter() - started
+            if elapsed > 0.05:
+                logger.debug("writer: maintenance took %.3f s", elapsed)
         except Exception:  # loop boundary
             self.telemetry.batch_errors.inc()
             logger.exception("writer: store maintenance failed")

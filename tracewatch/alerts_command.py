@@ -19,19 +19,16 @@ import logging
 import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alerts.config import AlertsConfig, load_alerts_config
 from alerts.errors import AlertsError
-from alerts.evaluate import AlertEvent, evaluate_rules, max_lookback, replay
-from alerts.frame import load_trace_frame
-from alerts.history import load_states, record_events, save_states
-from alerts.rules import RuleSet, load_rules, parse_duration
-from alerts.slack import SlackNotifier, build_alert_message, build_digest_message
 from analytics.errors import AnalyticsError
-from analytics.filters import parse_time
-from analytics.views import open_store
 from tracewatch.commands import write_rows
+
+if TYPE_CHECKING:
+    from alerts.config import AlertsConfig
+    from alerts.evaluate import AlertEvent
+    from alerts.rules import RuleSet
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +78,8 @@ def add_alerts_parser(subparsers: Any) -> None:
 
 
 def _config(args: argparse.Namespace) -> AlertsConfig:
+    from alerts.config import load_alerts_config
+
     return load_alerts_config(data_dir=args.data_dir, rules_file=getattr(args, "rules", None))
 
 
@@ -89,6 +88,8 @@ def _now() -> datetime:
 
 
 def _time(text: str, now: datetime) -> datetime:
+    from analytics.filters import parse_time
+
     try:
         return parse_time(text, now)
     except AnalyticsError as exc:
@@ -96,6 +97,8 @@ def _time(text: str, now: datetime) -> datetime:
 
 
 def _duration(text: str, flag: str) -> timedelta:
+    from alerts.rules import parse_duration
+
     try:
         value = parse_duration(text)
     except ValueError as exc:
@@ -108,6 +111,11 @@ def _duration(text: str, flag: str) -> timedelta:
 def evaluate_once(config: AlertsConfig, rules: RuleSet, at: datetime,
                   dry_run: bool = False) -> list[AlertEvent]:
     """One check: load the data the rules need, evaluate at ``at``, persist and notify."""
+    from alerts.evaluate import evaluate_rules, max_lookback
+    from alerts.frame import load_trace_frame
+    from alerts.history import load_states, save_states
+    from analytics.views import open_store
+
     con = open_store(config.data_dir)
     try:
         frame = load_trace_frame(con, at - max_lookback(rules), at)
@@ -124,6 +132,9 @@ def evaluate_once(config: AlertsConfig, rules: RuleSet, at: datetime,
 
 def notify_and_record(config: AlertsConfig, events: list[AlertEvent], notify: bool,
                       record: bool) -> None:
+    from alerts.history import record_events
+    from alerts.slack import SlackNotifier, build_alert_message
+
     notified: dict[str, datetime] = {}
     if notify:
         notifier = SlackNotifier(config)
@@ -144,6 +155,8 @@ def _print_events(events: list[AlertEvent], fmt: str) -> None:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    from alerts.rules import load_rules
+
     config = _config(args)
     rules = load_rules(config.rules_file)
     at = _time(args.at, _now()) if args.at else _now()
@@ -153,6 +166,8 @@ def run_check(args: argparse.Namespace) -> int:
 
 
 def run_watch(args: argparse.Namespace) -> int:
+    from alerts.rules import load_rules
+
     config = _config(args)
     rules = load_rules(config.rules_file)  # validated once: a bad file stops us here
     every = _duration(args.every, "--every")
@@ -176,6 +191,11 @@ def run_watch(args: argparse.Namespace) -> int:
 
 
 def run_replay(args: argparse.Namespace) -> int:
+    from alerts.evaluate import max_lookback, replay
+    from alerts.frame import load_trace_frame
+    from alerts.rules import load_rules
+    from analytics.views import open_store
+
     config = _config(args)
     rules = load_rules(config.rules_file)
     now = _now()
@@ -197,6 +217,8 @@ def run_replay(args: argparse.Namespace) -> int:
 
 def run_digest(args: argparse.Namespace) -> int:
     from alerts.digest import build_weekly_digest
+    from alerts.slack import SlackNotifier, build_digest_message
+    from analytics.views import open_store
 
     config = _config(args)
     if args.week:

@@ -16,8 +16,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from collector.config import load_collector_config
-
 DEFAULT_PORT = 8501
 APP_SCRIPT = Path(__file__).resolve().parent.parent / "app" / "streamlit_app.py"
 
@@ -53,6 +51,8 @@ def start_app(data_dir: Path, port: int = DEFAULT_PORT) -> subprocess.Popen[byte
 
 
 def run_app(args: argparse.Namespace) -> int:
+    from collector.config import load_collector_config
+
     data_dir = load_collector_config(data_dir=args.data_dir).data_dir
     print(f"tracewatch dashboard: http://127.0.0.1:{args.port} (store {data_dir})", flush=True)
     process = start_app(data_dir, args.port)

@@ -16,7 +16,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-from analytics.clusters import compute_clusters
 from analytics.errors import AnalyticsError
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
@@ -63,6 +62,7 @@ def _cell(column: str, value: Any, fmt: str) -> Any:
 
 
 def run_clusters(args: argparse.Namespace) -> int:
+    from analytics.clusters import compute_clusters
     from collector.config import load_collector_config
     from tracewatch.commands import write_rows
 

@@ -10,22 +10,19 @@ import hashlib
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
-
-import duckdb
-import orjson
+from typing import TYPE_CHECKING, Any
 
 from analytics.errors import AnalyticsError
-from analytics.views import open_store
-from collector.config import CollectorConfig, load_collector_config
 from collector.errors import TracewatchError
-from collector.ingest import IngestReport, ingest_files, list_input_files
-from collector.pipeline import build_writer
-from collector.workers import PipelineExecutor
-from collector.retention import cutoff_before, delete_older_than, parse_duration_s
+
+if TYPE_CHECKING:
+    from collector.config import CollectorConfig
+    from collector.ingest import IngestReport
 
 
 def _config(args: argparse.Namespace, **extra: Any) -> CollectorConfig:
+    from collector.config import load_collector_config
+
     overrides: dict[str, Any] = {"data_dir": getattr(args, "data_dir", None), **extra}
     if getattr(args, "no_redaction", False):
         config = load_collector_config(**overrides)
@@ -58,6 +55,10 @@ def run_collector_command(args: argparse.Namespace) -> int:
 
 
 def ingest_paths(config: CollectorConfig, paths: list[Path], progress: bool) -> IngestReport:
+    from collector.ingest import ingest_files, list_input_files
+    from collector.pipeline import build_writer
+    from collector.workers import PipelineExecutor
+
     files = list_input_files(paths)
     if not files:
         raise TracewatchError("no input files found in " + ", ".join(str(p) for p in paths))
@@ -90,6 +91,10 @@ def run_ingest(args: argparse.Namespace) -> int:
 
 
 def run_sql(args: argparse.Namespace) -> int:
+    import duckdb
+
+    from analytics.views import open_store
+
     config = _config(args)
     con = open_store(config.data_dir, args.prices)
     try:
@@ -106,6 +111,8 @@ def run_sql(args: argparse.Namespace) -> int:
 
 
 def write_rows(columns: list[str], rows: list[tuple[Any, ...]], fmt: str) -> None:
+    import orjson
+
     out = sys.stdout
     if fmt == "json":
         records = [dict(zip(columns, row)) for row in rows]
@@ -139,6 +146,8 @@ def format_table(columns: list[str], rows: list[tuple[Any, ...]], max_width: int
 
 
 def run_retention(args: argparse.Namespace) -> int:
+    from collector.retention import cutoff_before, delete_older_than, parse_duration_s
+
     config = _config(args)
     older_than_s = parse_duration_s(args.older_than)
     cutoff = cutoff_before(datetime.now(timezone.utc).replace(tzinfo=None), older_than_s)
@@ -177,6 +186,8 @@ def _fingerprint(files: list[Path]) -> str:
 
 
 def print_summary(config: CollectorConfig) -> None:
+    from analytics.views import open_store
+
     con = open_store(config.data_dir)
     row = con.execute(
         """
@@ -209,6 +220,7 @@ def prepare_demo_analytics(config: CollectorConfig) -> None:
     """Groundedness scores, failure-mode clusters and the alert history of the sample data."""
     from analytics.clusters import compute_clusters
     from analytics.groundedness import score_store
+    from analytics.views import open_store
     from tracewatch.cli import main as cli_main
 
     scored = score_store(config.data_dir)
@@ -234,6 +246,7 @@ def prepare_demo_analytics(config: CollectorConfig) -> None:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from collector.ingest import list_input_files
     from tracewatch.app_command import DEFAULT_PORT, start_app
 
     config = _config(args)

@@ -19,10 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
 from analytics.errors import AnalyticsError
-from analytics.filters import parse_time
 
 
 def add_judge_parser(subparsers: Any) -> None:
@@ -54,6 +51,9 @@ def add_judge_parser(subparsers: Any) -> None:
 
 
 def run_judge(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from analytics.filters import parse_time
     from analytics.llm_judge import JudgeConfig, judge_store
     from collector.config import load_collector_config
 

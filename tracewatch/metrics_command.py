@@ -18,10 +18,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from analytics.filters import parse_time
-from analytics.metrics import compute_kpis, compute_timeseries
-from analytics.views import open_store
-from collector.config import load_collector_config
 from tracewatch.commands import write_rows
 
 
@@ -46,6 +42,11 @@ def add_metrics_parser(subparsers: Any) -> None:
 
 
 def run_metrics(args: argparse.Namespace) -> int:
+    from analytics.filters import parse_time
+    from analytics.metrics import compute_kpis, compute_timeseries
+    from analytics.views import open_store
+    from collector.config import load_collector_config
+
     now = datetime.now(timezone.utc).replace(tzinfo=None)
     since = parse_time(args.since, now) if args.since else None
     until = parse_time(args.until, now) if args.until else None

@@ -30,12 +30,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from alerts.config import load_alerts_config
-from alerts.slack import SlackNotifier, build_digest_message
 from analytics.errors import AnalyticsError
-from analytics.views import open_store
-from analytics.weekly import require_week_kpis
-from collector.config import load_collector_config
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +62,12 @@ def add_report_parser(subparsers: Any) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from alerts.config import load_alerts_config
+    from alerts.slack import SlackNotifier, build_digest_message
+    from analytics.views import open_store
+    from analytics.weekly import require_week_kpis
+    from collector.config import load_collector_config
+
     data_dir = load_collector_config(data_dir=args.data_dir).data_dir.resolve()
     alerts_config = load_alerts_config(data_dir=data_dir) if args.notify else None
     if not data_dir.exists():
