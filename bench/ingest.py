@@ -337,18 +337,17 @@ def vm_hwm_mb(pid: int) -> float:
     return 0.0
 
 
-def tree_hwm_mb(pid: int) -> tuple[float, float]:
-    """(collector VmHWM, collector + children VmHWM) in MB."""
+def tree_hwm_mb(pid: int) -> tuple[float, float, list[float]]:
+    """(collector VmHWM, collector + children VmHWM, each child's VmHWM) in MB."""
     import psutil
 
     own = vm_hwm_mb(pid)
-    total = own
+    children: list[float] = []
     try:
-        for child in psutil.Process(pid).children(recursive=True):
-            total += vm_hwm_mb(child.pid)
+        children = [vm_hwm_mb(child.pid) for child in psutil.Process(pid).children(recursive=True)]
     except psutil.Error:
         pass
-    return own, total
+    return own, own + sum(children), children
 
 
 def tree_cpu_s(pid: int) -> tuple[float, float]:
@@ -595,7 +594,7 @@ class Bench:
         return configs
 
     def finish(self, out: PhaseOutcome, collector: Any, commits_before: int, t0: float, t_end: float) -> None:
-        out.rss_mb, out.rss_tree_mb = tree_hwm_mb(collector.process.pid)
+        out.rss_mb, out.rss_tree_mb, out.extra["rss_children"] = tree_hwm_mb(collector.process.pid)
         out.pss_tree_mb = collector.pss.finish()
         out.cpu_main_s, out.cpu_workers_s = tree_cpu_s(collector.process.pid)
         out.commits = delta_commits(collector.data_dir) - commits_before
@@ -750,6 +749,7 @@ class Bench:
         if "cold_s" in out.extra:
             print(f"  cold start: the warm-up request ({out.extra['warm_spans']} spans) was queryable after {out.extra['cold_s']:.1f} s")
         print(f"  collector peak RSS {out.rss_mb:.0f} MB" + (f" (with child processes {out.rss_tree_mb:.0f} MB)" if out.rss_tree_mb != out.rss_mb else "")
+              + f" [children: {', '.join(f'{x:.0f}' for x in out.extra.get('rss_children', []))}]"
               + f"; peak PSS of the process tree {out.pss_tree_mb:.0f} MB"
               + f"; {out.commits} commits ({out.commits_per_s:.2f}/s); Parquet files: {out.snapshot_files} in the snapshot, "
               f"{out.disk_files} on disk", flush=True)

@@ -31,7 +31,8 @@ from collector.pipeline import build_writer
 from collector.schema import spool_path
 from collector.spool import Spool
 from collector.telemetry import CollectorTelemetry
-from collector.workers import PipelineExecutor, tune_gc
+from collector.runtime import tune_runtime
+from collector.workers import PipelineExecutor
 from collector.writer_loop import WriterLoop
 
 logger = logging.getLogger(__name__)
@@ -64,13 +65,13 @@ def run_collector(config: CollectorConfig, on_ready: Callable[[dict[str, str]], 
 
 async def _serve(config: CollectorConfig, on_ready: Callable[[dict[str, str]], None] | None) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    tune_runtime()
     telemetry = CollectorTelemetry()
     writer = build_writer(config)
     spool = Spool(spool_path(config.data_dir), config.max_spool_bytes, config.spool_fsync)
     telemetry.bind_queue(lambda: spool.num_spans, lambda: spool.num_bytes)
     executor = PipelineExecutor(config, config.workers)
     executor.warm_up()
-    tune_gc()
     loop_thread = WriterLoop(config, spool, executor, writer, telemetry)
     loop_thread.start()
     started_at = time.time()

@@ -17,7 +17,6 @@ Each worker builds its own Redactor (in-process, so its segment cache stays warm
 
 from __future__ import annotations
 
-import gc
 import logging
 import multiprocessing
 import os
@@ -26,11 +25,13 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
+
 from collector.config import CollectorConfig
 from collector.decode import PayloadFormat
 from collector.errors import PermanentError
 from collector.pipeline import Pipeline, build_redactor
-from collector.records import Span
+from collector.runtime import tune_runtime
 from collector.schema import SPANS_TABLE, table_path
 from collector.writer import StagedFile, spans_to_arrow, stage_spans
 
@@ -69,20 +70,7 @@ def _init_worker(config_json: str) -> None:
     config = CollectorConfig.model_validate_json(config_json)
     _pipeline = Pipeline(build_redactor(config))
     _table_dir = table_path(config.data_dir, SPANS_TABLE)
-    tune_gc()
-
-
-def tune_gc() -> None:
-    """Fewer, cheaper garbage collections for a process that builds many short-lived,
-    acyclic objects (a request's spans are freed by reference counting).
-
-    With the default thresholds a collection ran every 700 allocations and the older
-    generations were rescanned often: 77 -> 60 us per span in a worker.  ``gc.freeze``
-    moves what start-up loaded (modules, the spaCy model) out of every later scan.
-    """
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 100)
+    tune_runtime()
 
 
 def _process(pipeline: Pipeline, table_dir: Path, bodies: list[tuple[PayloadFormat, bytes]],
@@ -92,9 +80,9 @@ def _process(pipeline: Pipeline, table_dir: Path, bodies: list[tuple[PayloadForm
     With ``names``, a body that does not decode is listed in ``undecodable`` instead of
     failing the others; without, the PermanentError propagates.
     """
-    spans: list[Span] = []
+    tables: list[pa.Table] = []
     undecodable: list[str] = []
-    num_rejected = 0
+    num_spans = num_rejected = num_redacted = num_withheld = 0
     for i, (fmt, body) in enumerate(bodies):
         try:
             batch = pipeline.process(fmt, body)
@@ -103,14 +91,20 @@ def _process(pipeline: Pipeline, table_dir: Path, bodies: list[tuple[PayloadForm
                 raise
             undecodable.append(names[i])
             continue
-        spans.extend(batch.spans)
+        # To Arrow request by request: one request's Python objects live at a time.
+        tables.append(spans_to_arrow(list(batch.spans)))
+        num_spans += len(batch.spans)
         num_rejected += len(batch.rejected)
+        num_redacted += sum(span.redacted_count for span in batch.spans)
+        num_withheld += sum(1 for span in batch.spans if span.text_withheld)
+        del batch
+    files = stage_spans(table_dir, pa.concat_tables(tables)) if tables else []
     return ProcessedPayload(
-        files=stage_spans(table_dir, spans_to_arrow(spans)),
-        num_spans=len(spans),
+        files=files,
+        num_spans=num_spans,
         num_rejected=num_rejected,
-        num_entities_redacted=sum(span.redacted_count for span in spans),
-        num_spans_withheld=sum(1 for span in spans if span.text_withheld),
+        num_entities_redacted=num_redacted,
+        num_spans_withheld=num_withheld,
         undecodable=undecodable,
     )
 
