@@ -6,11 +6,12 @@ Contract:
   spool entries it made durable.  Spans already stored (same trace_id, span_id) are skipped.
 - Only one process writes spans: ``writer.lock`` (flock) is held for the writer's life and
   a second writer fails fast with a clear message.
-- ``maintain()`` starts compaction of day partitions that collected many files, checkpoints
-  the Delta log and vacuums files removed long enough ago that no reader snapshot still
-  needs them.  Compaction runs in a thread of its own, on its own table handle (it takes
-  seconds at high ingest rates and must not hold up commits); Delta's optimistic
-  concurrency lets it commit beside the appends, which never conflict with it.
+- ``maintain()`` starts compaction of day partitions that collected many files
+  (collector.compaction), checkpoints the Delta log and vacuums files removed long enough
+  ago that no reader snapshot still needs them.  Compaction runs in a thread of its own,
+  on its own table handle (it takes seconds at high ingest rates and must not hold up
+  commits); Delta's optimistic concurrency lets it commit beside the appends, which never
+  conflict with it.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
 from deltalake.transaction import AddAction
 
+from collector.compaction import CompactionResult, compact_partition
 from collector.dedup import SpanKeyIndex
 from collector.errors import StoreError
 from collector.records import Span, SpanBatch
@@ -57,6 +59,7 @@ _US_PER_DAY = 86_400_000_000
 _CHECKPOINT_EVERY_COMMITS = 100
 _VACUUM_EVERY_S = 300.0
 COMPACT_BUSY_FACTOR = 8
+_FILE_SCHEMA = SPANS_SCHEMA.remove(SPANS_SCHEMA.get_field_index(PARTITION_COLUMN))
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,39 +268,36 @@ class StoreWriter:
                 logger.exception("compaction of %s failed; will retry when more files arrive", day)
                 self._files_since_compaction[day] += self.settings.compact_min_files // 2
 
-    def compact(self, day: date | None = None) -> dict[str, Any]:
-        """Rewrite small files of one day partition (all partitions if day is None), now."""
+    def compact(self, day: date | None = None) -> list[CompactionResult]:
+        """Merge small files of one day partition (every partition if day is None), now."""
         self.wait_for_compaction()
-        metrics = self._compact(self._table, day)
         self._table.update_incremental()
-        if day is None:
-            self._files_since_compaction.clear()
-        else:
-            self._files_since_compaction.pop(day, None)
-        return metrics
+        days = [day] if day else self._partition_days()
+        results = [self._compact(self._table, d) for d in days]
+        self._table.update_incremental()
+        for d in days:
+            self._files_since_compaction.pop(d, None)
+        return results
+
+    def _partition_days(self) -> list[date]:
+        actions = pa.table(self._table.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return []
+        return sorted(set(actions.column(f"partition.{PARTITION_COLUMN}").to_pylist()))
 
     def wait_for_compaction(self) -> None:
         if self._compactor is not None:
             self._compactor.join()
             self._compactor = None
 
-    def _compact(self, table: DeltaTable, day: date | None) -> dict[str, Any]:
-        filters = [(PARTITION_COLUMN, "=", day.isoformat())] if day else None
-        started = time.perf_counter()
-        # One task: compaction shares the machine with ingest, and each concurrent task
-        # holds its own batch of rows in memory.
-        metrics = table.optimize.compact(
-            partition_filters=filters, target_size=self.settings.target_file_bytes,
-            max_concurrent_tasks=1,
-        )
-        logger.info(
-            "compacted %s: %s files removed, %s added in %.1f s",
-            day or "all partitions",
-            metrics.get("numFilesRemoved"),
-            metrics.get("numFilesAdded"),
-            time.perf_counter() - started,
-        )
-        return metrics
+    def _compact(self, table: DeltaTable, day: date) -> CompactionResult:
+        table.update_incremental()
+        result = compact_partition(table, self.table_dir, day.isoformat(), _FILE_SCHEMA,
+                                   self.settings.target_file_bytes)
+        if result.files_removed:
+            logger.info("compacted %s: %d files -> %d (%d rows) in %.1f s", result.day,
+                        result.files_removed, result.files_added, result.rows, result.seconds)
+        return result
 
     def vacuum(self) -> int:
         """Delete files no snapshot younger than ``vacuum_retention_s`` refers to."""
