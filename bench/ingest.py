@@ -29,8 +29,9 @@ Phases:
 5. Redaction on: a warm-up request (its time is the cold start), then 6,120 spans (quick
    1,530) from requests never sent before, as fast as the collector accepts them; end to
    end until all are queryable.
-Memory: the peak proportional set size (PSS) of the collector and its pipeline workers,
-sampled every 0.25 s: each shared page (the libraries every process maps) counted once,
+Memory and CPU figures include the compaction that follows a burst (the bench waits for
+its commit).  Memory: the peak proportional set size (PSS) of the collector and its
+pipeline workers, sampled every 0.25 s: each shared page (the libraries every process maps) counted once,
 split between the processes; this is the target's figure.  The peak RSS of the receiving
 process and the sum of the peak RSS of all processes (which counts shared pages once per
 process) are printed beside it.
@@ -403,6 +404,26 @@ class PssSampler(threading.Thread):
         return self.peak_mb
 
 
+COMPACT_MIN_FILES = 64  # the collector's default compact_min_files
+
+
+def wait_for_compaction(data_dir: Path, commits_before: int, timeout_s: float = 180.0) -> float | None:
+    """Seconds until a compaction commit (made after ``commits_before``) is in the log;
+    0 when the snapshot has too few files for one; None on timeout."""
+    from deltalake import DeltaTable
+
+    if parquet_files(data_dir)[0] < COMPACT_MIN_FILES:
+        return 0.0
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        table = DeltaTable(str(data_dir / "spans"))
+        for commit in table.history(table.version() + 1 - commits_before):
+            if commit.get("tracewatch.operation") == "tracewatch-compact":
+                return time.monotonic() - started
+        time.sleep(0.5)
+    return None
+
+
 def delta_commits(data_dir: Path) -> int:
     log = data_dir / "spans" / "_delta_log"
     return len(list(log.glob("*.json"))) if log.is_dir() else 0
@@ -558,9 +579,11 @@ class Bench:
 
         data_dir = self.work / f"data-{name}"
         extra = () if redaction else ("--no-redaction",)
+        env = dict(item.split("=", 1) for item in self.args.collector_env)
         level = os.environ.get("TRACEWATCH_LOG_LEVEL")
-        collector = start_collector(data_dir, *extra, timeout_s=180,
-                                    env={"TRACEWATCH_LOG_LEVEL": level} if level else None)
+        if level:
+            env["TRACEWATCH_LOG_LEVEL"] = level
+        collector = start_collector(data_dir, *extra, timeout_s=180, env=env or None)
         self.running.append(collector)
         collector.pss = PssSampler(collector.process.pid)
         collector.pss.start()
@@ -594,11 +617,15 @@ class Bench:
         return configs
 
     def finish(self, out: PhaseOutcome, collector: Any, commits_before: int, t0: float, t_end: float) -> None:
+        out.commits = delta_commits(collector.data_dir) - commits_before
+        out.commits_per_s = out.commits / max(t_end - t0, 1e-9)
+        out.extra["files_at_visible"] = parquet_files(collector.data_dir)[0]
+        # Memory and CPU include the compaction that follows a burst (the collector
+        # compacts once it has caught up): wait for it before reading them.
+        out.extra["compaction_wait_s"] = wait_for_compaction(collector.data_dir, commits_before)
         out.rss_mb, out.rss_tree_mb, out.extra["rss_children"] = tree_hwm_mb(collector.process.pid)
         out.pss_tree_mb = collector.pss.finish()
         out.cpu_main_s, out.cpu_workers_s = tree_cpu_s(collector.process.pid)
-        out.commits = delta_commits(collector.data_dir) - commits_before
-        out.commits_per_s = out.commits / max(t_end - t0, 1e-9)
         out.snapshot_files, out.disk_files = parquet_files(collector.data_dir)
         collector.stop()
         if self.args.show_log:
@@ -751,13 +778,14 @@ class Bench:
         print(f"  collector peak RSS {out.rss_mb:.0f} MB" + (f" (with child processes {out.rss_tree_mb:.0f} MB)" if out.rss_tree_mb != out.rss_mb else "")
               + f" [children: {', '.join(f'{x:.0f}' for x in out.extra.get('rss_children', []))}]"
               + f"; peak PSS of the process tree {out.pss_tree_mb:.0f} MB"
-              + f"; {out.commits} commits ({out.commits_per_s:.2f}/s); Parquet files: {out.snapshot_files} in the snapshot, "
-              f"{out.disk_files} on disk", flush=True)
+              + f"; {out.commits} commits ({out.commits_per_s:.2f}/s); Parquet files: {out.extra.get('files_at_visible')} "
+              f"in the snapshot when all were queryable, {out.snapshot_files} after compaction "
+              f"(waited {out.extra.get('compaction_wait_s') or 0:.1f} s for it), {out.disk_files} on disk", flush=True)
         if out.stored:
             per = 1e6 / out.stored
             print(f"  collector CPU: main process {out.cpu_main_s:.1f} s ({out.cpu_main_s * per:.0f} us/span), "
                   f"pipeline workers {out.cpu_workers_s:.1f} s ({out.cpu_workers_s * per:.0f} us/span), "
-                  f"from start to stop", flush=True)
+                  f"from start to stop (compaction after the burst included)", flush=True)
         if out.profile:
             print("  py-spy (collector, max load):\n" + out.profile, flush=True)
 
@@ -784,6 +812,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile-main", action="store_true",
                         help="with --profile: only the receiving process")
     parser.add_argument("--keep-data", action="store_true", help="keep the data directories")
+    parser.add_argument("--collector-env", action="append", default=[], metavar="KEY=VALUE",
+                        help="environment for the collector (e.g. TRACEWATCH_WORKERS=3), repeatable")
     parser.add_argument("--show-log", action="store_true",
                         help="print the collector's log after each phase (with TRACEWATCH_LOG_LEVEL=DEBUG: commit timings)")
     parser.add_argument("--phases", default="pb,json,grpc,paced,redaction",

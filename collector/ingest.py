@@ -24,7 +24,8 @@ from tqdm import tqdm
 from collector.decode import PayloadFormat, parse_protobuf
 from collector.errors import PermanentError, TracewatchError
 from collector.workers import PipelineExecutor, ProcessedPayload
-from collector.writer import StagedFile, StoreWriter
+from collector.staging import StagedFile
+from collector.writer import StoreWriter
 
 _COMMIT_EVERY_SPANS = 50_000
 

@@ -17,7 +17,7 @@ from collector.normalise import normalise_spans
 from collector.records import SpanBatch
 if TYPE_CHECKING:  # spaCy and Presidio cost ~200 MB: only processes that redact load them
     from collector.redact import Redactor
-from collector.writer import StoreWriter, WriterSettings
+    from collector.writer import StoreWriter  # deltalake: not needed in pipeline workers
 
 class Pipeline:
     """decode -> normalise -> redact for one request body."""
@@ -46,6 +46,8 @@ def build_redactor(config: CollectorConfig) -> Redactor | None:
 
 
 def build_writer(config: CollectorConfig) -> StoreWriter:
+    from collector.writer import StoreWriter, WriterSettings
+
     return StoreWriter(
         config.data_dir,
         WriterSettings(

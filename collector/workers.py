@@ -20,12 +20,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import pyarrow as pa
 
 from collector.config import CollectorConfig
 from collector.decode import PayloadFormat
@@ -33,7 +31,7 @@ from collector.errors import PermanentError
 from collector.pipeline import Pipeline, build_redactor
 from collector.runtime import tune_runtime
 from collector.schema import SPANS_TABLE, table_path
-from collector.writer import StagedFile, spans_to_arrow, stage_spans
+from collector.staging import StagedFile, StagingFiles, spans_to_arrow
 
 logger = logging.getLogger(__name__)
 
@@ -73,32 +71,36 @@ def _init_worker(config_json: str) -> None:
     tune_runtime()
 
 
-def _process(pipeline: Pipeline, table_dir: Path, bodies: list[tuple[PayloadFormat, bytes]],
+def _process(pipeline: Pipeline, table_dir: Path, bodies: Iterable[tuple[PayloadFormat, bytes]],
              names: list[str] | None = None) -> ProcessedPayload:
     """Process request bodies into one set of staged files (one per day partition).
 
     With ``names``, a body that does not decode is listed in ``undecodable`` instead of
     failing the others; without, the PermanentError propagates.
     """
-    tables: list[pa.Table] = []
+    staging = StagingFiles(table_dir)
     undecodable: list[str] = []
     num_spans = num_rejected = num_redacted = num_withheld = 0
-    for i, (fmt, body) in enumerate(bodies):
-        try:
-            batch = pipeline.process(fmt, body)
-        except PermanentError:
-            if names is None:
-                raise
-            undecodable.append(names[i])
-            continue
-        # To Arrow request by request: one request's Python objects live at a time.
-        tables.append(spans_to_arrow(list(batch.spans)))
-        num_spans += len(batch.spans)
-        num_rejected += len(batch.rejected)
-        num_redacted += sum(span.redacted_count for span in batch.spans)
-        num_withheld += sum(1 for span in batch.spans if span.text_withheld)
-        del batch
-    files = stage_spans(table_dir, pa.concat_tables(tables)) if tables else []
+    try:
+        for i, (fmt, body) in enumerate(bodies):
+            try:
+                batch = pipeline.process(fmt, body)
+            except PermanentError:
+                if names is None:
+                    raise
+                undecodable.append(names[i])
+                continue
+            # Written request by request: one request's objects and rows live at a time.
+            staging.add(spans_to_arrow(list(batch.spans)))
+            num_spans += len(batch.spans)
+            num_rejected += len(batch.rejected)
+            num_redacted += sum(span.redacted_count for span in batch.spans)
+            num_withheld += sum(1 for span in batch.spans if span.text_withheld)
+            del batch
+        files = staging.close()
+    except BaseException:
+        staging.abort()
+        raise
     return ProcessedPayload(
         files=files,
         num_spans=num_spans,
@@ -109,9 +111,9 @@ def _process(pipeline: Pipeline, table_dir: Path, bodies: list[tuple[PayloadForm
     )
 
 
-def _read_paths(paths: list[tuple[str, str]]) -> tuple[list[tuple[PayloadFormat, bytes]], list[str]]:
-    return ([(PayloadFormat(fmt), Path(path).read_bytes()) for fmt, path in paths],
-            [path for _, path in paths])
+def _read_paths(paths: list[tuple[str, str]]) -> tuple[Iterator[tuple[PayloadFormat, bytes]], list[str]]:
+    """Bodies read one at a time, as they are processed."""
+    return ((PayloadFormat(fmt), Path(path).read_bytes()) for fmt, path in paths), [p for _, p in paths]
 
 
 def _process_paths_in_worker(paths: list[tuple[str, str]]) -> ProcessedPayload:
@@ -176,7 +178,7 @@ class PipelineExecutor:
         return self._run_local(lambda: ([(fmt, body)], None))
 
     def _run_local(
-        self, load: Callable[[], tuple[list[tuple[PayloadFormat, bytes]], list[str] | None]]
+        self, load: Callable[[], tuple[Iterable[tuple[PayloadFormat, bytes]], list[str] | None]]
     ) -> Future[ProcessedPayload]:
         assert self._local is not None
         future: Future[ProcessedPayload] = Future()

@@ -24,11 +24,10 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import date
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
-import duckdb
 import numpy as np
 import orjson
 import pyarrow as pa
@@ -47,35 +46,17 @@ from collector.schema import (
     PARTITION_COLUMN,
     SPANS_SCHEMA,
     SPANS_TABLE,
-    span_key,
     table_path,
     writer_lock_path,
 )
 from collector.spool import format_seq_ranges, parse_seq_ranges
+from collector.staging import FILE_SCHEMA, StagedFile, spans_to_arrow, stage_spans
 
 logger = logging.getLogger(__name__)
 
-_US_PER_DAY = 86_400_000_000
 _CHECKPOINT_EVERY_COMMITS = 100
 _VACUUM_EVERY_S = 300.0
-COMPACT_BUSY_FACTOR = 8
-_FILE_SCHEMA = SPANS_SCHEMA.remove(SPANS_SCHEMA.get_field_index(PARTITION_COLUMN))
-
-
-@dataclass(frozen=True, slots=True)
-class StagedFile:
-    """A Parquet data file written into the table folder but not yet committed.
-
-    Pipeline workers write these so that Parquet encoding runs in parallel and the rows never
-    cross a pipe; the writer commits them (or drops the duplicates they hold).  A staged
-    file that is never committed is invisible to readers and removed by vacuum.
-    """
-
-    relative_path: str  # e.g. "day=2026-11-12/part-<uuid>.parquet"
-    day: str
-    num_bytes: int
-    num_rows: int
-    keys: list[int]
+COMPACT_BEHIND_FACTOR = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,10 +135,8 @@ class StoreWriter:
         files = self._table.file_uris()
         if not files:
             return np.empty(0, dtype=np.int64)
-        result = duckdb.sql(
-            "SELECT span_key FROM read_parquet($files)", params={"files": files}
-        ).fetchnumpy()
-        return np.asarray(result["span_key"], dtype=np.int64)
+        columns = [pq.read_table(path, columns=["span_key"]).column(0).to_numpy() for path in files]
+        return np.concatenate(columns).astype(np.int64, copy=False)
 
     def committed_spool_seqs(self) -> set[int]:
         """Spool entries made durable by the most recent commit that recorded any."""
@@ -231,15 +210,15 @@ class StoreWriter:
             self._files_since_compaction[date.fromisoformat(action.partition_values[PARTITION_COLUMN] or "")] += 1
         return len(new_keys)
 
-    def maintain(self, idle: bool = True) -> None:
+    def maintain(self, behind: bool = False) -> None:
         """Start compaction of busy partitions, checkpoint the log, vacuum old files.
 
-        Compaction rewrites every row once (about as much CPU as ingesting it), so while
-        spans are arriving (``idle`` False) it waits until a partition has
-        ``COMPACT_BUSY_FACTOR`` times ``compact_min_files`` new files; bursts are compacted
-        right after they end.
+        Compaction rewrites every row once (a third of the CPU of ingesting it), so while
+        the collector is ``behind`` (requests wait in the spool) it waits until a partition
+        has ``COMPACT_BEHIND_FACTOR`` times ``compact_min_files`` new files; bursts are
+        compacted once they are absorbed.
         """
-        threshold = self.settings.compact_min_files * (1 if idle else COMPACT_BUSY_FACTOR)
+        threshold = self.settings.compact_min_files * (COMPACT_BEHIND_FACTOR if behind else 1)
         busy = [day for day, n in self._files_since_compaction.items() if n >= threshold]
         if busy and not self.compacting:
             for day in busy:
@@ -292,7 +271,7 @@ class StoreWriter:
 
     def _compact(self, table: DeltaTable, day: date) -> CompactionResult:
         table.update_incremental()
-        result = compact_partition(table, self.table_dir, day.isoformat(), _FILE_SCHEMA,
+        result = compact_partition(table, self.table_dir, day.isoformat(), FILE_SCHEMA,
                                    self.settings.target_file_bytes)
         if result.files_removed:
             logger.info("compacted %s: %d files -> %d (%d rows) in %.1f s", result.day,
@@ -315,110 +294,3 @@ class StoreWriter:
     def close(self) -> None:
         self.wait_for_compaction()
         self._lock.release()
-
-
-def spans_to_arrow(spans: list[Span]) -> pa.Table:
-    """Columns of SPANS_SCHEMA for the given spans, ``span_key`` computed from the ids."""
-    keys = [span_key(span.trace_id, span.span_id) for span in spans]
-    now_us = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
-    start_us: list[int] = []
-    end_us: list[int] = []
-    duration_ms: list[float] = []
-    days: list[int] = []
-    for span in spans:
-        start = span.start_time_unix_nano // 1000 or (span.end_time_unix_nano // 1000) or now_us
-        end = max(span.end_time_unix_nano // 1000, start)
-        start_us.append(start)
-        end_us.append(end)
-        duration_ms.append((max(span.end_time_unix_nano - span.start_time_unix_nano, 0)) / 1e6
-                           if span.start_time_unix_nano else 0.0)
-        days.append(start // _US_PER_DAY)
-
-    def column(name: str) -> list[Any]:
-        return [getattr(span, name) for span in spans]
-
-    columns: dict[str, Any] = {
-        "trace_id": column("trace_id"),
-        "span_id": column("span_id"),
-        "span_key": keys,
-        "parent_span_id": column("parent_span_id"),
-        "name": column("name"),
-        "span_kind": [span.span_kind.value for span in spans],
-        "service_name": column("service_name"),
-        "start_time": start_us,
-        "end_time": end_us,
-        "duration_ms": duration_ms,
-        "status_code": column("status_code"),
-        "status_message": column("status_message"),
-        "model_name": column("model_name"),
-        "provider": column("provider"),
-        "prompt_version": column("prompt_version"),
-        "prompt_template": column("prompt_template"),
-        "prompt_tokens": column("prompt_tokens"),
-        "completion_tokens": column("completion_tokens"),
-        "cached_prompt_tokens": column("cached_prompt_tokens"),
-        "total_tokens": column("total_tokens"),
-        "cost_usd_reported": column("cost_usd_reported"),
-        "fallback_marked": column("fallback_marked"),
-        "fallback_from": column("fallback_from"),
-        "session_id": column("session_id"),
-        "user_id": column("user_id"),
-        "input_text": column("input_text"),
-        "output_text": column("output_text"),
-        "attributes": [
-            orjson.dumps(span.attributes, default=str).decode() if span.attributes else None
-            for span in spans
-        ],
-        "retrievals": [
-            [
-                {
-                    "position": doc.position,
-                    "document_id": doc.document_id,
-                    "score": doc.score,
-                    "content": doc.content,
-                }
-                for doc in span.retrievals
-            ]
-            or None
-            for span in spans
-        ],
-        "evaluations": [
-            [
-                {
-                    "name": ev.name,
-                    "score": ev.score,
-                    "label": ev.label,
-                    "explanation": ev.explanation,
-                }
-                for ev in span.evaluations
-            ]
-            or None
-            for span in spans
-        ],
-        "redacted_count": column("redacted_count"),
-        "text_withheld": column("text_withheld"),
-        "ingested_at": [now_us] * len(spans),
-        PARTITION_COLUMN: days,
-    }
-    arrays = [pa.array(columns[field.name], type=field.type) for field in SPANS_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=SPANS_SCHEMA)
-
-
-def stage_spans(table_dir: Path, table: pa.Table) -> list[StagedFile]:
-    """Write ``table`` (SPANS_SCHEMA) as one Parquet file per day partition, uncommitted."""
-    if table.num_rows == 0:
-        return []
-    staged: list[StagedFile] = []
-    days = table.column(PARTITION_COLUMN)
-    distinct_days = sorted(set(days.to_pylist()))
-    for day in distinct_days:
-        part = table if len(distinct_days) == 1 else table.filter(
-            pa.compute.equal(days, pa.scalar(day, pa.date32())))
-        day_text = day.isoformat()
-        relative = f"{PARTITION_COLUMN}={day_text}/part-{uuid.uuid4().hex}-c000.snappy.parquet"
-        path = table_dir / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        pq.write_table(part.drop_columns([PARTITION_COLUMN]), path, compression="snappy")
-        staged.append(StagedFile(relative, day_text, path.stat().st_size, part.num_rows,
-                                 part.column("span_key").to_pylist()))
-    return staged

@@ -1,9 +1,9 @@
 """The collector's writer thread: spool -> pipeline workers -> one commit per interval.
 
-- Spool entries are handed to the pipeline workers as they arrive (up to
-  ``MAX_INFLIGHT_BYTES`` of payload submitted and not yet processed, which bounds memory:
-  a processed group is only a list of staged files until it is committed), so decoding and
-  redaction of the next batch overlap with the commit of this one.
+- Spool entries are handed to the pipeline workers in groups (one group running per
+  worker and one queued; a worker holds one group's payload at a time, which bounds
+  memory; a processed group is only a list of staged files until it is committed), so
+  decoding and redaction of the next batch overlap with the commit of this one.
 - Finished entries are committed together at most about once per ``commit_interval_s``
   (sooner when ``MAX_COMMIT_BYTES`` of payload is ready), in one Delta commit whose metadata
   names their spool entries; only then are the entries deleted from the spool.
@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -25,13 +26,13 @@ from collector.config import CollectorConfig
 from collector.spool import Spool, SpoolEntry
 from collector.telemetry import CollectorTelemetry
 from collector.workers import PipelineExecutor, ProcessedPayload
-from collector.writer import StagedFile, StoreWriter
+from collector.staging import StagedFile
+from collector.writer import StoreWriter
 
 logger = logging.getLogger(__name__)
 
-MAX_INFLIGHT_BYTES = 48 * 1024 * 1024
 MAX_COMMIT_BYTES = 256 * 1024 * 1024
-GROUP_BYTES = 12 * 1024 * 1024  # payload per worker task (one Parquet file per day per task)
+GROUP_BYTES = 32 * 1024 * 1024  # payload per worker task (one Parquet file per day per task)
 _ERROR_BACKOFF_S = 2.0
 _POLL_S = 0.05
 
@@ -84,9 +85,9 @@ class WriterLoop:
                 if ready and (due or ready_bytes >= MAX_COMMIT_BYTES):
                     self._commit(ready)
                     last_commit = time.monotonic()
-                    self._maintain(idle=False)
+                    self._maintain(behind=self._behind())
                 elif not self._inflight:
-                    self._maintain(idle=True)
+                    self._maintain(behind=False)
                 elif ready:
                     self._stop.wait(_POLL_S)  # the next commit is not due yet
                 else:
@@ -97,44 +98,31 @@ class WriterLoop:
                 self._recover("writer batch failed")
 
     def _submit_new(self) -> None:
-        """Hand spool entries to the workers, keeping about two groups queued per worker.
+        """Hand spool entries to the workers: one group running per worker, one queued.
 
         Under load, entries pile up in the spool while the workers are busy and the next
-        take groups them (larger files, fewer of them); when idle, an entry goes at once.
+        take groups them, up to ``GROUP_BYTES`` (larger files, fewer of them); when the
+        workers are idle, entries go at once, spread over the idle workers.
         """
-        pending = [(group, future) for group, future in self._inflight if not future.done()]
-        if len(pending) >= 2 * max(self.executor.num_workers, 1):
-            return
-        room = MAX_INFLIGHT_BYTES - sum(entry.num_bytes for group, _ in pending for entry in group)
-        if room <= 0:
+        workers = max(self.executor.num_workers, 1)
+        pending = sum(1 for _, future in self._inflight if not future.done())
+        free = workers + 1 - pending
+        if free <= 0:
             return
         wait_s = 0.0 if self._inflight else self.config.commit_interval_s
-        entries = self.spool.take(self.config.max_batch_spans, wait_s, max_bytes=room)
-        groups = self._groups(entries)
+        entries = self.spool.take(self.config.max_batch_spans, wait_s, max_bytes=free * GROUP_BYTES)
+        groups = _split(entries, max(workers - pending, 1), free)
         for group in groups:
             paths = [(entry.fmt, entry.path) for entry in group]
             self._inflight.append((group, self.executor.submit_paths(paths)))
         if groups:
             logger.debug("writer: %d spool entries submitted as %d groups (%d pending before)",
-                         len(entries), len(groups), len(pending))
+                         len(entries), len(groups), pending)
 
-    def _groups(self, entries: list[SpoolEntry]) -> list[list[SpoolEntry]]:
-        """Split taken entries into one group per worker task: up to ``GROUP_BYTES`` each,
-        and at least as many groups as workers when there are enough entries (parallelism)."""
-        if not entries:
-            return []
-        workers = max(self.executor.num_workers, 1)
-        total = sum(entry.num_bytes for entry in entries)
-        limit = min(GROUP_BYTES, max(total // workers, 1))
-        groups: list[list[SpoolEntry]] = [[]]
-        size = 0
-        for entry in entries:
-            if groups[-1] and size + entry.num_bytes > limit:
-                groups.append([])
-                size = 0
-            groups[-1].append(entry)
-            size += entry.num_bytes
-        return groups
+    def _behind(self) -> bool:
+        """Requests wait in the spool, or every worker is busy."""
+        busy = sum(1 for _, future in self._inflight if not future.done())
+        return self.spool.num_pending > 0 or busy >= max(self.executor.num_workers, 1)
 
     def _ready_prefix(self) -> list[tuple[list[SpoolEntry], Future[ProcessedPayload]]]:
         """The oldest in-flight groups whose processing finished (in spool order)."""
@@ -193,13 +181,33 @@ class WriterLoop:
             logger.exception("writer: pipeline workers could not restart")
         self._stop.wait(_ERROR_BACKOFF_S)
 
-    def _maintain(self, idle: bool) -> None:
+    def _maintain(self, behind: bool) -> None:
         try:
             started = time.perf_counter()
-            self.writer.maintain(idle=idle)
+            self.writer.maintain(behind=behind)
             elapsed = time.perf_counter() - started
             if elapsed > 0.05:
                 logger.debug("writer: maintenance took %.3f s", elapsed)
         except Exception:  # loop boundary
             self.telemetry.batch_errors.inc()
             logger.exception("writer: store maintenance failed")
+
+
+def _split(entries: list[SpoolEntry], min_groups: int, max_groups: int) -> list[list[SpoolEntry]]:
+    """Consecutive groups of about equal payload: as few as ``GROUP_BYTES`` allows, but at
+    least ``min_groups`` (idle workers) and at most ``max_groups`` when entries allow."""
+    if not entries:
+        return []
+    total = sum(entry.num_bytes for entry in entries)
+    wanted = max(math.ceil(total / GROUP_BYTES), min_groups)
+    wanted = max(min(wanted, max_groups, len(entries)), 1)
+    limit = math.ceil(total / wanted)
+    groups: list[list[SpoolEntry]] = [[]]
+    size = 0
+    for entry in entries:
+        if groups[-1] and size + entry.num_bytes > limit:
+            groups.append([])
+            size = 0
+        groups[-1].append(entry)
+        size += entry.num_bytes
+    return groups
