@@ -425,8 +425,11 @@ def wait_for_compaction(data_dir: Path, commits_before: int, timeout_s: float = 
 
 
 def delta_commits(data_dir: Path) -> int:
+    """Commits in the spans log that wrote spans (compaction commits are not counted)."""
     log = data_dir / "spans" / "_delta_log"
-    return len(list(log.glob("*.json"))) if log.is_dir() else 0
+    if not log.is_dir():
+        return 0
+    return sum(1 for path in log.glob("*.json") if b"tracewatch-compact" not in path.read_bytes())
 
 
 def parquet_files(data_dir: Path) -> tuple[int, int]:
@@ -632,6 +635,7 @@ class Bench:
             print("  collector log:\n    " + collector.log_text[-20000:].replace("\n", "\n    "), flush=True)
         if not self.args.keep_data:
             shutil.rmtree(collector.data_dir, ignore_errors=True)
+        os.sync()  # this phase's writeback must not stall the next phase's fsyncs
 
     # -- max rate ----------------------------------------------------------------------
 
@@ -814,6 +818,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keep-data", action="store_true", help="keep the data directories")
     parser.add_argument("--collector-env", action="append", default=[], metavar="KEY=VALUE",
                         help="environment for the collector (e.g. TRACEWATCH_WORKERS=3), repeatable")
+    parser.add_argument("--paced-rate", type=float, default=0.0,
+                        help="spans/s of the paced phase (default: half the protobuf phase's rate)")
     parser.add_argument("--show-log", action="store_true",
                         help="print the collector's log after each phase (with TRACEWATCH_LOG_LEVEL=DEBUG: commit timings)")
     parser.add_argument("--phases", default="pb,json,grpc,paced,redaction",
@@ -839,7 +845,8 @@ def main(argv: list[str] | None = None) -> int:
             o["grpc"] = bench.run_max("grpc", "gRPC", "grpc", d_grpc)
         if "paced" in phases:
             base = o["pb"].e2e_rate if "pb" in o and o["pb"].e2e_rate > 0 else 2000.0
-            o["paced"] = bench.run_paced(max(base / 2, 500.0), d_paced)
+            rate = args.paced_rate or max(base / 2, 500.0)
+            o["paced"] = bench.run_paced(rate, d_paced)
         if "redaction" in phases:
             o["redaction"] = bench.run_redaction(redaction_requests)
         print_summary(bench, d_pb)
@@ -897,7 +904,7 @@ def print_summary(bench: Bench, d_pb: float) -> None:
         add("  peak RSS: receiver / sum with workers", f"{x.rss_mb:.0f} / {x.rss_tree_mb:.0f} MB", "", None)
     if o:
         worst = max(o.values(), key=lambda v: v.commits_per_s)
-        add(f"commits per second (worst phase: {worst.name})", f"{worst.commits_per_s:.2f} /s", f"<= ~1 /s (<= {TARGET_COMMITS_PER_S})", worst.commits_per_s <= TARGET_COMMITS_PER_S)
+        add(f"write commits per second, compaction apart (worst phase: {worst.name})", f"{worst.commits_per_s:.2f} /s", f"<= ~1 /s (<= {TARGET_COMMITS_PER_S})", worst.commits_per_s <= TARGET_COMMITS_PER_S)
         files = max(o.values(), key=lambda v: v.snapshot_files)
         add(f"Parquet files in the store (most: {files.name})", f"{files.snapshot_files} in snapshot, {files.disk_files} on disk", "", None)
 

@@ -182,6 +182,13 @@ class Spool:
         return len(self._entries) - len(self._inflight)
 
     @property
+    def pending_bytes(self) -> int:
+        """Payload bytes of the entries not yet taken by the writer."""
+        with self._lock:
+            return sum(entry.num_bytes for seq, entry in self._entries.items()
+                       if seq not in self._inflight)
+
+    @property
     def num_spans(self) -> int:
         return self._spans
 

@@ -120,9 +120,8 @@ class WriterLoop:
                          len(entries), len(groups), pending)
 
     def _behind(self) -> bool:
-        """Requests wait in the spool, or every worker is busy."""
-        busy = sum(1 for _, future in self._inflight if not future.done())
-        return self.spool.num_pending > 0 or busy >= max(self.executor.num_workers, 1)
+        """More than a worker task's worth of requests waits in the spool."""
+        return self.spool.pending_bytes > GROUP_BYTES
 
     def _ready_prefix(self) -> list[tuple[list[SpoolEntry], Future[ProcessedPayload]]]:
         """The oldest in-flight groups whose processing finished (in spool order)."""
