@@ -119,6 +119,7 @@ def ingest_files(
             report.num_spans_written += writer.commit_files(pending, [])
             pending.clear()
             pending_rows = 0
+            writer.compact_due()
             writer.maintain()
 
     def collect_one() -> None:

@@ -13,6 +13,8 @@ of ``ProcessedPayload``: the spans written as uncommitted Parquet files into the
 folder (``StagedFile``, with their span keys, so Parquet encoding runs in the workers too
 and rows never cross a pipe) plus counters; the writer commits them.  ``workers=0`` runs the same code in the calling process (tests, debugging).
 Each worker builds its own Redactor (in-process, so its segment cache stays warm).
+``submit_compaction`` has a worker rewrite a partition's small files (collector.compaction):
+single-threaded processes keep that rewrite near its 100 MB, the receiving process did not.
 """
 
 from __future__ import annotations
@@ -25,13 +27,14 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.compaction import CompactedFile, CompactionPlan, rewrite_files
 from collector.config import CollectorConfig
 from collector.decode import PayloadFormat
 from collector.errors import PermanentError
 from collector.pipeline import Pipeline, build_redactor
 from collector.runtime import tune_runtime
 from collector.schema import SPANS_TABLE, table_path
-from collector.staging import StagedFile, StagingFiles, spans_to_arrow
+from collector.staging import FILE_SCHEMA, StagedFile, StagingFiles, spans_to_arrow
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +125,11 @@ def _process_paths_in_worker(paths: list[tuple[str, str]]) -> ProcessedPayload:
     return _process(_pipeline, _table_dir, bodies, names)
 
 
+def _compact_in_worker(plan: CompactionPlan) -> list[CompactedFile]:
+    assert _table_dir is not None, "worker not initialised"
+    return rewrite_files(_table_dir, plan.day, plan.inputs, FILE_SCHEMA, plan.rows_per_file)
+
+
 def _process_body_in_worker(fmt_value: str, body: bytes) -> ProcessedPayload:
     assert _pipeline is not None and _table_dir is not None, "worker not initialised"
     return _process(_pipeline, _table_dir, [(PayloadFormat(fmt_value), body)])
@@ -171,6 +179,19 @@ class PipelineExecutor:
         if self._pool is not None:
             return self._pool.submit(_process_paths_in_worker, items)
         return self._run_local(lambda: _read_paths(items))
+
+    def submit_compaction(self, plan: CompactionPlan) -> Future[list[CompactedFile]]:
+        """Rewrite a compaction plan's files in a worker (the caller commits them)."""
+        if self._pool is not None:
+            return self._pool.submit(_compact_in_worker, plan)
+        future: Future[list[CompactedFile]] = Future()
+        try:
+            table_dir = table_path(self._config.data_dir, SPANS_TABLE)
+            future.set_result(rewrite_files(table_dir, plan.day, plan.inputs, FILE_SCHEMA,
+                                            plan.rows_per_file))
+        except BaseException as exc:  # delivered through the future, like the pool does
+            future.set_exception(exc)
+        return future
 
     def submit_body(self, fmt: PayloadFormat, body: bytes) -> Future[ProcessedPayload]:
         if self._pool is not None:

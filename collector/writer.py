@@ -6,20 +6,19 @@ Contract:
   spool entries it made durable.  Spans already stored (same trace_id, span_id) are skipped.
 - Only one process writes spans: ``writer.lock`` (flock) is held for the writer's life and
   a second writer fails fast with a clear message.
-- ``maintain()`` starts compaction of day partitions that collected many files
-  (collector.compaction), checkpoints the Delta log and vacuums files removed long enough
-  ago that no reader snapshot still needs them.  Compaction runs in a thread of its own,
-  on its own table handle (it takes seconds at high ingest rates and must not hold up
-  commits); Delta's optimistic concurrency lets it commit beside the appends, which never
-  conflict with it.
+- ``next_compaction()`` plans the compaction of a day partition that collected many files;
+  the caller has the files rewritten (collector.compaction, in a pipeline worker) and
+  ``commit_compaction`` swaps them in, beside the appends, which never conflict with it.
+  ``maintain()`` checkpoints the Delta log and vacuums files removed long enough ago that
+  no reader snapshot still needs them.
 """
 
 from __future__ import annotations
 
 import fcntl
 import logging
+import math
 import os
-import threading
 import time
 import uuid
 from collections import Counter
@@ -31,13 +30,23 @@ from typing import IO
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
-from deltalake.transaction import AddAction
+from deltalake.transaction import AddAction, RemoveAction
 
-from collector.compaction import CompactionResult, compact_partition
+from collector.compaction import (
+    COMPACTION_METADATA_KEY,
+    COMPACTION_OPERATION,
+    ROW_GROUP_ROWS,
+    SMALL_FILE_BYTES,
+    CompactedFile,
+    CompactionInput,
+    CompactionPlan,
+    CompactionResult,
+    rewrite_files,
+)
 from collector.dedup import SpanKeyIndex
 from collector.errors import StoreError
 from collector.records import Span, SpanBatch
@@ -122,7 +131,6 @@ class StoreWriter:
             raise StoreError(f"cannot open the store in {data_dir}: {type(exc).__name__}") from None
         self._index = SpanKeyIndex(self._load_keys())
         self._files_since_compaction: Counter[date] = Counter()
-        self._compactor: threading.Thread | None = None
         self._commits_since_checkpoint = 0
         self._last_vacuum = time.monotonic()
         self.num_spans_written = 0
@@ -210,23 +218,8 @@ class StoreWriter:
             self._files_since_compaction[date.fromisoformat(action.partition_values[PARTITION_COLUMN] or "")] += 1
         return len(new_keys)
 
-    def maintain(self, behind: bool = False) -> None:
-        """Start compaction of busy partitions, checkpoint the log, vacuum old files.
-
-        Compaction rewrites every row once (a third of the CPU of ingesting it), so while
-        the collector is ``behind`` (requests wait in the spool) it waits until a partition
-        has ``COMPACT_BEHIND_FACTOR`` times ``compact_min_files`` new files; bursts are
-        compacted once they are absorbed.
-        """
-        threshold = self.settings.compact_min_files * (COMPACT_BEHIND_FACTOR if behind else 1)
-        busy = [day for day, n in self._files_since_compaction.items() if n >= threshold]
-        if busy and not self.compacting:
-            for day in busy:
-                del self._files_since_compaction[day]
-            self._compactor = threading.Thread(
-                target=self._compact_in_background, args=(busy,), name="tracewatch-compact",
-                daemon=True)
-            self._compactor.start()
+    def maintain(self) -> None:
+        """Checkpoint the log and vacuum old files (compaction: ``next_compaction``)."""
         if self._commits_since_checkpoint >= _CHECKPOINT_EVERY_COMMITS:
             self._table.create_checkpoint()
             self._table.cleanup_metadata()
@@ -234,29 +227,104 @@ class StoreWriter:
         if time.monotonic() - self._last_vacuum >= _VACUUM_EVERY_S:
             self.vacuum()
 
-    @property
-    def compacting(self) -> bool:
-        return self._compactor is not None and self._compactor.is_alive()
+    def next_compaction(self, behind: bool = False) -> CompactionPlan | None:
+        """The compaction of one day partition that collected enough new files, if any.
 
-    def _compact_in_background(self, days: list[date]) -> None:
-        table = DeltaTable(str(self.table_dir))
-        for day in days:
-            try:
-                self._compact(table, day)
-            except Exception:  # thread boundary: the files stay as they are, readable
-                logger.exception("compaction of %s failed; will retry when more files arrive", day)
-                self._files_since_compaction[day] += self.settings.compact_min_files // 2
+        Compaction rewrites every row once (a third of the CPU of ingesting it), so while
+        the collector is ``behind`` (requests wait in the spool) it waits until a partition
+        has ``COMPACT_BEHIND_FACTOR`` times ``compact_min_files`` new files; bursts are
+        compacted once they are absorbed.  The caller rewrites the plan's files (in a
+        pipeline worker: ``compaction.rewrite_files``) and hands the result to
+        ``commit_compaction``.
+        """
+        threshold = self.settings.compact_min_files * (COMPACT_BEHIND_FACTOR if behind else 1)
+        for day, num_files in list(self._files_since_compaction.items()):
+            if num_files >= threshold:
+                del self._files_since_compaction[day]
+                plan = self.plan_compaction(day)
+                if plan is not None:
+                    return plan
+        return None
+
+    def plan_compaction(self, day: date) -> CompactionPlan | None:
+        """The partition's files under ``SMALL_FILE_BYTES`` (None if fewer than two)."""
+        actions = pa.table(self._table.get_add_actions(flatten=True))
+        if actions.num_rows == 0:
+            return None
+        days = actions.column(f"partition.{PARTITION_COLUMN}").cast(pa.string())
+        chosen = actions.filter(pc.and_(
+            pc.equal(days, day.isoformat()),
+            pc.less(actions.column("size_bytes"), SMALL_FILE_BYTES),
+        )).sort_by("modification_time")  # keeps arrival order
+        if chosen.num_rows < 2:
+            return None
+        inputs = [
+            CompactionInput(path, size, rows or 0)
+            for path, size, rows in zip(chosen.column("path").to_pylist(),
+                                        chosen.column("size_bytes").to_pylist(),
+                                        chosen.column("num_records").to_pylist())
+        ]
+        bytes_per_row = sum(i.size for i in inputs) / max(sum(i.rows for i in inputs), 1)
+        rows_per_file = max(int(self.settings.target_file_bytes / max(bytes_per_row, 1.0)),
+                            ROW_GROUP_ROWS)
+        return CompactionPlan(day.isoformat(), inputs, rows_per_file)
+
+    def commit_compaction(self, plan: CompactionPlan, outputs: list[CompactedFile],
+                          started: float) -> CompactionResult:
+        """Replace the plan's files by the rewritten ones in one transaction; on failure
+        the new files are deleted (nobody can see them) and the old ones stay."""
+        now_ms = int(time.time() * 1000)
+        partition = {PARTITION_COLUMN: plan.day}
+        actions: list[AddAction | RemoveAction] = [
+            RemoveAction(i.path, False, now_ms, i.size, partition) for i in plan.inputs
+        ]
+        actions += [
+            AddAction(o.relative_path, o.size, partition, now_ms, False,
+                      orjson.dumps({"numRecords": o.rows}).decode())
+            for o in outputs
+        ]
+        try:
+            self._table.create_write_transaction(
+                actions, mode="append", schema=self._table.schema(),
+                partition_by=[PARTITION_COLUMN],
+                commit_properties=CommitProperties(
+                    custom_metadata={COMPACTION_METADATA_KEY: COMPACTION_OPERATION}),
+            )
+        except Exception:
+            self.discard_compaction(outputs)
+            raise
+        self._table.update_incremental()
+        result = CompactionResult(plan.day, len(plan.inputs), len(outputs),
+                                  sum(o.rows for o in outputs), time.perf_counter() - started)
+        logger.info("compacted %s: %d files -> %d (%d rows) in %.1f s", result.day,
+                    result.files_removed, result.files_added, result.rows, result.seconds)
+        return result
+
+    def discard_compaction(self, outputs: list[CompactedFile]) -> None:
+        for output in outputs:
+            (self.table_dir / output.relative_path).unlink(missing_ok=True)
 
     def compact(self, day: date | None = None) -> list[CompactionResult]:
-        """Merge small files of one day partition (every partition if day is None), now."""
-        self.wait_for_compaction()
+        """Merge small files of one day partition (every partition if None), here and now."""
         self._table.update_incremental()
-        days = [day] if day else self._partition_days()
-        results = [self._compact(self._table, d) for d in days]
-        self._table.update_incremental()
-        for d in days:
-            self._files_since_compaction.pop(d, None)
+        results = []
+        for each in [day] if day else self._partition_days():
+            self._files_since_compaction.pop(each, None)
+            plan = self.plan_compaction(each)
+            if plan is not None:
+                started = time.perf_counter()
+                outputs = rewrite_files(self.table_dir, plan.day, plan.inputs, FILE_SCHEMA,
+                                        plan.rows_per_file)
+                results.append(self.commit_compaction(plan, outputs, started))
         return results
+
+    def compact_due(self) -> None:
+        """Compact, here and now, the partitions that collected enough new files."""
+        while (plan := self.next_compaction()) is not None:
+            started = time.perf_counter()
+            outputs = rewrite_files(self.table_dir, plan.day, plan.inputs, FILE_SCHEMA,
+                                    plan.rows_per_file)
+            self.commit_compaction(plan, outputs, started)
 
     def _partition_days(self) -> list[date]:
         actions = pa.table(self._table.get_add_actions(flatten=True))
@@ -264,23 +332,10 @@ class StoreWriter:
             return []
         return sorted(set(actions.column(f"partition.{PARTITION_COLUMN}").to_pylist()))
 
-    def wait_for_compaction(self) -> None:
-        if self._compactor is not None:
-            self._compactor.join()
-            self._compactor = None
-
-    def _compact(self, table: DeltaTable, day: date) -> CompactionResult:
-        table.update_incremental()
-        result = compact_partition(table, self.table_dir, day.isoformat(), FILE_SCHEMA,
-                                   self.settings.target_file_bytes)
-        if result.files_removed:
-            logger.info("compacted %s: %d files -> %d (%d rows) in %.1f s", result.day,
-                        result.files_removed, result.files_added, result.rows, result.seconds)
-        return result
-
     def vacuum(self) -> int:
-        """Delete files no snapshot younger than ``vacuum_retention_s`` refers to."""
-        hours = self.settings.vacuum_retention_s // 3600
+        """Delete files no snapshot younger than ``vacuum_retention_s`` refers to (rounded
+        up to whole hours: delta-rs counts in hours, and rounding down made it 0)."""
+        hours = math.ceil(self.settings.vacuum_retention_s / 3600)
         removed = self._table.vacuum(
             retention_hours=hours, dry_run=False, enforce_retention_duration=False
         )
@@ -292,5 +347,4 @@ class StoreWriter:
         return self._table.version()
 
     def close(self) -> None:
-        self.wait_for_compaction()
         self._lock.release()

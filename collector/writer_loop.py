@@ -22,6 +22,7 @@ from collections import deque
 from concurrent.futures import Future, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from collector.compaction import CompactedFile, CompactionPlan
 from collector.config import CollectorConfig
 from collector.spool import Spool, SpoolEntry
 from collector.telemetry import CollectorTelemetry
@@ -33,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 MAX_COMMIT_BYTES = 256 * 1024 * 1024
 GROUP_BYTES = 32 * 1024 * 1024  # payload per worker task (one Parquet file per day per task)
+BEHIND_HOLD_S = 10.0
 _ERROR_BACKOFF_S = 2.0
 _POLL_S = 0.05
 
@@ -56,6 +58,9 @@ class WriterLoop:
         # Groups of spool entries, each processed by one worker into one file per day.
         self._inflight: deque[tuple[list[SpoolEntry], Future[ProcessedPayload]]] = deque()
         self.num_batch_errors = 0
+        self._last_behind = float("-inf")
+        # (plan, rewrite in a worker, start time): at most one compaction at a time
+        self._compaction: tuple[CompactionPlan, Future[list[CompactedFile]], float] | None = None
 
     def start(self) -> None:
         replayed = self.spool.remove_committed(self.writer.committed_spool_seqs())
@@ -88,6 +93,8 @@ class WriterLoop:
                     self._maintain(behind=self._behind())
                 elif not self._inflight:
                     self._maintain(behind=False)
+                    if self._compaction is not None:
+                        wait([self._compaction[1]], timeout=_POLL_S)
                 elif ready:
                     self._stop.wait(_POLL_S)  # the next commit is not due yet
                 else:
@@ -120,8 +127,12 @@ class WriterLoop:
                          len(entries), len(groups), pending)
 
     def _behind(self) -> bool:
-        """More than a worker task's worth of requests waits in the spool."""
-        return self.spool.pending_bytes > GROUP_BYTES
+        """More than a worker task's worth of requests waited in the spool at some point
+        in the last ``BEHIND_HOLD_S`` (under saturation it dips below now and then)."""
+        now = time.monotonic()
+        if self.spool.pending_bytes > GROUP_BYTES:
+            self._last_behind = now
+        return now - self._last_behind < BEHIND_HOLD_S
 
     def _ready_prefix(self) -> list[tuple[list[SpoolEntry], Future[ProcessedPayload]]]:
         """The oldest in-flight groups whose processing finished (in spool order)."""
@@ -173,6 +184,7 @@ class WriterLoop:
         for _, future in self._inflight:
             future.cancel()
         self._inflight.clear()
+        self._compaction = None  # its worker may be gone; planned again later
         self.spool.release(entries)
         try:
             self.executor.restart()
@@ -181,15 +193,31 @@ class WriterLoop:
         self._stop.wait(_ERROR_BACKOFF_S)
 
     def _maintain(self, behind: bool) -> None:
+        """Finish or start a compaction (rewritten by a worker), checkpoint, vacuum."""
         try:
-            started = time.perf_counter()
-            self.writer.maintain(behind=behind)
-            elapsed = time.perf_counter() - started
-            if elapsed > 0.05:
-                logger.debug("writer: maintenance took %.3f s", elapsed)
+            self._finish_compaction()
+            if self._compaction is None:
+                plan = self.writer.next_compaction(behind)
+                if plan is not None:
+                    self._compaction = (plan, self.executor.submit_compaction(plan),
+                                        time.perf_counter())
+            self.writer.maintain()
         except Exception:  # loop boundary
             self.telemetry.batch_errors.inc()
             logger.exception("writer: store maintenance failed")
+
+    def _finish_compaction(self) -> None:
+        if self._compaction is None or not self._compaction[1].done():
+            return
+        plan, future, started = self._compaction
+        self._compaction = None
+        try:
+            outputs = future.result()
+        except Exception:  # a worker's failure: the small files stay, readable
+            logger.exception("writer: compaction of %s failed; its files stay as they are",
+                             plan.day)
+            return
+        self.writer.commit_compaction(plan, outputs, started)
 
 
 def _split(entries: list[SpoolEntry], min_groups: int, max_groups: int) -> list[list[SpoolEntry]]:

@@ -93,27 +93,31 @@ def test_compaction_keeps_rows_and_reduces_files(tmp_path: Path) -> None:
     writer.close()
 
 
-def test_background_compaction_commits_beside_appends(tmp_path: Path) -> None:
-    """Compaction runs in its own thread while the writer keeps appending: every row is
-    still there exactly once, the compacted files left the snapshot, the appended ones
-    stayed."""
+def test_compaction_commits_beside_appends(tmp_path: Path) -> None:
+    """The collector's way: plan, rewrite the files elsewhere while the writer keeps
+    appending, then commit: every row is there once, the compacted files left the
+    snapshot, the files appended meanwhile stayed."""
     from deltalake import DeltaTable
 
     from analytics.views import open_store
+    from collector.compaction import rewrite_files
+    from collector.staging import FILE_SCHEMA
     from collector.writer import WriterSettings
 
     writer = StoreWriter(tmp_path / "data", WriterSettings(compact_min_files=8))
     for i in range(8):
         writer.write(SpanBatch(tuple(_span(i * 50 + k + 1) for k in range(50))), [])
-    writer.maintain()
-    assert writer.compacting or writer.version > 8  # started (or already done)
-    for i in range(8, 20):  # appends while the compaction thread reads and rewrites
+    plan = writer.next_compaction()
+    assert plan is not None and len(plan.inputs) == 8
+    assert writer.next_compaction() is None  # one plan per batch of new files
+    outputs = rewrite_files(writer.table_dir, plan.day, plan.inputs, FILE_SCHEMA, plan.rows_per_file)
+    for i in range(8, 20):  # appends between the plan and its commit
         writer.write(SpanBatch(tuple(_span(i * 50 + k + 1) for k in range(50))), [])
-    writer.wait_for_compaction()
+    result = writer.commit_compaction(plan, outputs, 0.0)
+    assert (result.files_removed, result.files_added, result.rows) == (8, 1, 400)
     table = DeltaTable(str(tmp_path / "data" / "spans"))
-    history = [c.get("tracewatch.operation") for c in table.history()]
-    assert "tracewatch-compact" in history
-    assert len(table.file_uris()) <= 1 + 12  # the 8 first files became one; 12 appends kept
+    assert "tracewatch-compact" in [c.get("tracewatch.operation") for c in table.history()]
+    assert len(table.file_uris()) == 1 + 12
     con = open_store(tmp_path / "data")
     assert con.execute("SELECT count(*), count(DISTINCT span_id) FROM spans").fetchone() == (1000, 1000)
     writer.close()
