@@ -277,3 +277,35 @@ def test_auth_token_required_and_never_logged(tmp_path: Path) -> None:
     finally:
         process.stop()
     assert token not in process.log_text
+
+
+def test_collector_compacts_in_a_worker_and_keeps_every_span(tmp_path: Path) -> None:
+    """With compaction due after 4 files, requests sent one by one (a file each) end up
+    in fewer files through a compaction commit, and every span is there exactly once."""
+    import time
+
+    from deltalake import DeltaTable
+
+    process = start_collector(tmp_path / "store", "--no-redaction",
+                              env={"TRACEWATCH_COMPACT_MIN_FILES": "4"})
+    try:
+        trace_ids = [f"{i + 1:032x}" for i in range(10)]
+        for trace_id in trace_ids:
+            span_ids = [f"{trace_id[-8:]}{k:08x}" for k in range(1, 4)]
+            assert _post(process, _otlp_json(trace_id, span_ids), "application/json").status_code == 200
+            time.sleep(1.2)  # one commit, one file, per request
+        table_dir = str(tmp_path / "store" / "spans")
+        deadline = time.monotonic() + 60
+        compactions: list[object] = []
+        while time.monotonic() < deadline and not compactions:
+            compactions = [c for c in DeltaTable(table_dir).history()
+                           if c.get("tracewatch.operation") == "tracewatch-compact"]
+            time.sleep(0.5)
+        assert compactions, "no compaction commit within 60 s"
+        assert wait_for_count(process.data_dir, "SELECT count(*) FROM spans", 30) == 30
+        rows = sql_rows(process.data_dir, "SELECT count(*) AS n, count(DISTINCT trace_id || span_id) AS d FROM spans")
+        assert (rows[0]["n"], rows[0]["d"]) == (30, 30)
+        assert len(DeltaTable(table_dir).file_uris()) < 10
+        assert "compaction of" not in process.log_text  # no failure logged
+    finally:
+        process.stop()
