@@ -300,6 +300,11 @@ class StoreWriter:
                     result.files_removed, result.files_added, result.rows, result.seconds)
         return result
 
+    def retry_compaction_later(self, plan: CompactionPlan) -> None:
+        """A compaction that failed is planned again after half the usual new files."""
+        day = date.fromisoformat(plan.day)
+        self._files_since_compaction[day] += max(self.settings.compact_min_files // 2, 1)
+
     def discard_compaction(self, outputs: list[CompactedFile]) -> None:
         for output in outputs:
             (self.table_dir / output.relative_path).unlink(missing_ok=True)

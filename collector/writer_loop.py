@@ -184,7 +184,9 @@ class WriterLoop:
         for _, future in self._inflight:
             future.cancel()
         self._inflight.clear()
-        self._compaction = None  # its worker may be gone; planned again later
+        if self._compaction is not None:  # its worker may be gone
+            self.writer.retry_compaction_later(self._compaction[0])
+            self._compaction = None
         self.spool.release(entries)
         try:
             self.executor.restart()
@@ -212,12 +214,11 @@ class WriterLoop:
         plan, future, started = self._compaction
         self._compaction = None
         try:
-            outputs = future.result()
-        except Exception:  # a worker's failure: the small files stay, readable
+            self.writer.commit_compaction(plan, future.result(), started)
+        except Exception:  # a worker's or a commit's failure: the small files stay, readable
             logger.exception("writer: compaction of %s failed; its files stay as they are",
                              plan.day)
-            return
-        self.writer.commit_compaction(plan, outputs, started)
+            self.writer.retry_compaction_later(plan)
 
 
 def _split(entries: list[SpoolEntry], min_groups: int, max_groups: int) -> list[list[SpoolEntry]]:

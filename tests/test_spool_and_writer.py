@@ -121,3 +121,20 @@ def test_compaction_commits_beside_appends(tmp_path: Path) -> None:
     con = open_store(tmp_path / "data")
     assert con.execute("SELECT count(*), count(DISTINCT span_id) FROM spans").fetchone() == (1000, 1000)
     writer.close()
+
+
+def test_failed_compaction_is_planned_again_after_half_the_files(tmp_path: Path) -> None:
+    from collector.writer import WriterSettings
+
+    writer = StoreWriter(tmp_path / "data", WriterSettings(compact_min_files=8))
+    for i in range(8):
+        writer.write(SpanBatch((_span(i + 1),)), [])
+    plan = writer.next_compaction()
+    assert plan is not None
+    writer.retry_compaction_later(plan)  # e.g. its worker died
+    assert writer.next_compaction() is None
+    for i in range(8, 12):
+        writer.write(SpanBatch((_span(i + 1),)), [])
+    again = writer.next_compaction()
+    assert again is not None and len(again.inputs) == 12
+    writer.close()
