@@ -27,6 +27,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from collector.schema import PARTITION_COLUMN
+from collector.staging import FILE_SCHEMA
 
 ROW_GROUP_ROWS = 2048
 READ_BATCH_ROWS = 1024
@@ -65,9 +66,8 @@ class CompactionResult:
     seconds: float
 
 
-def rewrite_files(table_dir: Path, day: str, inputs: list[CompactionInput],
-                  file_schema: pa.Schema, rows_per_file: int) -> list[CompactedFile]:
-    """Stream the inputs into new, uncommitted files of about ``rows_per_file`` rows each."""
+def rewrite_files(table_dir: Path, plan: CompactionPlan) -> list[CompactedFile]:
+    """Stream the plan's inputs into new, uncommitted files of about ``rows_per_file`` rows."""
     outputs: list[CompactedFile] = []
     writer: pq.ParquetWriter | None = None
     relative = ""
@@ -80,14 +80,14 @@ def rewrite_files(table_dir: Path, day: str, inputs: list[CompactionInput],
         if not pending:
             return
         if writer is None:
-            relative = f"{PARTITION_COLUMN}={day}/part-{uuid.uuid4().hex}-c000.zstd.parquet"
-            writer = pq.ParquetWriter(table_dir / relative, file_schema, compression="zstd")
-        writer.write_table(pa.Table.from_batches(pending, schema=file_schema),
+            relative = f"{PARTITION_COLUMN}={plan.day}/part-{uuid.uuid4().hex}-c000.zstd.parquet"
+            writer = pq.ParquetWriter(table_dir / relative, FILE_SCHEMA, compression="zstd")
+        writer.write_table(pa.Table.from_batches(pending, schema=FILE_SCHEMA),
                            row_group_size=ROW_GROUP_ROWS)
         file_rows += pending_rows
         pending.clear()
         pending_rows = 0
-        if file_rows >= rows_per_file:
+        if file_rows >= plan.rows_per_file:
             close()
 
     def close() -> None:
@@ -99,10 +99,10 @@ def rewrite_files(table_dir: Path, day: str, inputs: list[CompactionInput],
             file_rows = 0
 
     try:
-        for item in inputs:
+        for item in plan.inputs:
             with pq.ParquetFile(table_dir / item.path) as source:
                 for batch in source.iter_batches(batch_size=READ_BATCH_ROWS, use_threads=False):
-                    pending.append(_conform(batch, file_schema))
+                    pending.append(_conform(batch, FILE_SCHEMA))
                     pending_rows += batch.num_rows
                     if pending_rows >= ROW_GROUP_ROWS:
                         flush()

@@ -23,6 +23,7 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
+from typing import TypeVar
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,9 +35,10 @@ from collector.errors import PermanentError
 from collector.pipeline import Pipeline, build_redactor
 from collector.runtime import tune_runtime
 from collector.schema import SPANS_TABLE, table_path
-from collector.staging import FILE_SCHEMA, StagedFile, StagingFiles, spans_to_arrow
+from collector.staging import StagedFile, StagingFiles, spans_to_arrow
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -127,7 +129,7 @@ def _process_paths_in_worker(paths: list[tuple[str, str]]) -> ProcessedPayload:
 
 def _compact_in_worker(plan: CompactionPlan) -> list[CompactedFile]:
     assert _table_dir is not None, "worker not initialised"
-    return rewrite_files(_table_dir, plan.day, plan.inputs, FILE_SCHEMA, plan.rows_per_file)
+    return rewrite_files(_table_dir, plan)
 
 
 def _process_body_in_worker(fmt_value: str, body: bytes) -> ProcessedPayload:
@@ -178,40 +180,38 @@ class PipelineExecutor:
         items = [(fmt.value, str(path)) for fmt, path in paths]
         if self._pool is not None:
             return self._pool.submit(_process_paths_in_worker, items)
-        return self._run_local(lambda: _read_paths(items))
+        local = self._local
+        assert local is not None
+        return _called_here(lambda: _process(local, self._table_dir, *_read_paths(items)))
 
     def submit_compaction(self, plan: CompactionPlan) -> Future[list[CompactedFile]]:
         """Rewrite a compaction plan's files in a worker (the caller commits them)."""
         if self._pool is not None:
             return self._pool.submit(_compact_in_worker, plan)
-        future: Future[list[CompactedFile]] = Future()
-        try:
-            table_dir = table_path(self._config.data_dir, SPANS_TABLE)
-            future.set_result(rewrite_files(table_dir, plan.day, plan.inputs, FILE_SCHEMA,
-                                            plan.rows_per_file))
-        except BaseException as exc:  # delivered through the future, like the pool does
-            future.set_exception(exc)
-        return future
+        return _called_here(lambda: rewrite_files(self._table_dir, plan))
 
     def submit_body(self, fmt: PayloadFormat, body: bytes) -> Future[ProcessedPayload]:
         if self._pool is not None:
             return self._pool.submit(_process_body_in_worker, fmt.value, body)
-        return self._run_local(lambda: ([(fmt, body)], None))
+        local = self._local
+        assert local is not None
+        return _called_here(lambda: _process(local, self._table_dir, [(fmt, body)]))
 
-    def _run_local(
-        self, load: Callable[[], tuple[Iterable[tuple[PayloadFormat, bytes]], list[str] | None]]
-    ) -> Future[ProcessedPayload]:
-        assert self._local is not None
-        future: Future[ProcessedPayload] = Future()
-        try:
-            table_dir = table_path(self._config.data_dir, SPANS_TABLE)
-            bodies, names = load()
-            future.set_result(_process(self._local, table_dir, bodies, names))
-        except BaseException as exc:  # delivered through the future, like the pool does
-            future.set_exception(exc)
-        return future
+    @property
+    def _table_dir(self) -> Path:
+        return table_path(self._config.data_dir, SPANS_TABLE)
 
     def close(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)
             self._pool = None
+
+
+def _called_here(call: Callable[[], T]) -> Future[T]:
+    """``call``'s result or exception in a future, as the pool would deliver it."""
+    future: Future[T] = Future()
+    try:
+        future.set_result(call())
+    except BaseException as exc:  # delivered through the future, like the pool does
+        future.set_exception(exc)
+    return future

@@ -59,7 +59,7 @@ from collector.schema import (
     writer_lock_path,
 )
 from collector.spool import format_seq_ranges, parse_seq_ranges
-from collector.staging import FILE_SCHEMA, StagedFile, spans_to_arrow, stage_spans
+from collector.staging import StagedFile, spans_to_arrow, stage_spans
 
 logger = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ class StoreWriter:
         """Replace the plan's files by the rewritten ones in one transaction; on failure
         the new files are deleted (nobody can see them) and the old ones stay."""
         now_ms = int(time.time() * 1000)
-        partition = {PARTITION_COLUMN: plan.day}
+        partition: dict[str, str | None] = {PARTITION_COLUMN: plan.day}
         actions: list[AddAction | RemoveAction] = [
             RemoveAction(i.path, False, now_ms, i.size, partition) for i in plan.inputs
         ]
@@ -317,19 +317,17 @@ class StoreWriter:
             self._files_since_compaction.pop(each, None)
             plan = self.plan_compaction(each)
             if plan is not None:
-                started = time.perf_counter()
-                outputs = rewrite_files(self.table_dir, plan.day, plan.inputs, FILE_SCHEMA,
-                                        plan.rows_per_file)
-                results.append(self.commit_compaction(plan, outputs, started))
+                results.append(self._compact_here(plan))
         return results
 
     def compact_due(self) -> None:
         """Compact, here and now, the partitions that collected enough new files."""
         while (plan := self.next_compaction()) is not None:
-            started = time.perf_counter()
-            outputs = rewrite_files(self.table_dir, plan.day, plan.inputs, FILE_SCHEMA,
-                                    plan.rows_per_file)
-            self.commit_compaction(plan, outputs, started)
+            self._compact_here(plan)
+
+    def _compact_here(self, plan: CompactionPlan) -> CompactionResult:
+        started = time.perf_counter()
+        return self.commit_compaction(plan, rewrite_files(self.table_dir, plan), started)
 
     def _partition_days(self) -> list[date]:
         actions = pa.table(self._table.get_add_actions(flatten=True))

@@ -101,7 +101,6 @@ def test_compaction_commits_beside_appends(tmp_path: Path) -> None:
 
     from analytics.views import open_store
     from collector.compaction import rewrite_files
-    from collector.staging import FILE_SCHEMA
     from collector.writer import WriterSettings
 
     writer = StoreWriter(tmp_path / "data", WriterSettings(compact_min_files=8))
@@ -110,7 +109,7 @@ def test_compaction_commits_beside_appends(tmp_path: Path) -> None:
     plan = writer.next_compaction()
     assert plan is not None and len(plan.inputs) == 8
     assert writer.next_compaction() is None  # one plan per batch of new files
-    outputs = rewrite_files(writer.table_dir, plan.day, plan.inputs, FILE_SCHEMA, plan.rows_per_file)
+    outputs = rewrite_files(writer.table_dir, plan)
     for i in range(8, 20):  # appends between the plan and its commit
         writer.write(SpanBatch(tuple(_span(i * 50 + k + 1) for k in range(50))), [])
     result = writer.commit_compaction(plan, outputs, 0.0)
