@@ -369,39 +369,66 @@ def tree_cpu_s(pid: int) -> tuple[float, float]:
         return 0.0, 0.0
 
 
+def _pss_rollup(pid: int) -> tuple[int, int]:
+    """(anonymous, file-backed) PSS in bytes, from /proc/PID/smaps_rollup."""
+    anon = file = 0
+    with open(f"/proc/{pid}/smaps_rollup") as fh:
+        for line in fh:
+            if line.startswith("Pss_Anon:"):
+                anon = int(line.split()[1]) * 1024
+            elif line.startswith(("Pss_File:", "Pss_Shmem:")):
+                file += int(line.split()[1]) * 1024
+    return anon, file
+
+
 class PssSampler(threading.Thread):
     """Peak of the collector tree's proportional set size (shared pages split between the
-    processes that map them: what the tree really occupies), sampled every 0.25 s."""
+    processes that map them: what the tree really occupies), sampled every 0.25 s.
+    ``at_peak`` keeps each process's (anonymous, file-backed) PSS in MB at that moment."""
 
     def __init__(self, pid: int) -> None:
         super().__init__(daemon=True)
         self.pid = pid
         self.peak_mb = 0.0
-        self.peak_main_mb = 0.0
+        self.at_peak: list[tuple[float, float]] = []
+        self.peak_at_s = 0.0
+        self.series: list[tuple[float, list[tuple[float, float]]]] = []  # (s, at_peak's shape) every 2 s
         self.stop_flag = threading.Event()
 
     def run(self) -> None:
         import psutil
 
+        started = time.monotonic()
         while not self.stop_flag.wait(0.25):
             try:
-                proc = psutil.Process(self.pid)
-                main = proc.memory_full_info().pss
-                total = main
-                for child in proc.children(recursive=True):
-                    try:
-                        total += child.memory_full_info().pss
-                    except psutil.Error:
-                        pass
+                pids = [self.pid] + [child.pid for child in psutil.Process(self.pid).children(recursive=True)]
             except psutil.Error:
                 return
-            self.peak_main_mb = max(self.peak_main_mb, main / 2**20)
-            self.peak_mb = max(self.peak_mb, total / 2**20)
+            parts = []
+            for pid in pids:
+                try:
+                    anon, file = _pss_rollup(pid)
+                except OSError:
+                    continue
+                parts.append((anon / 2**20, file / 2**20))
+            total = sum(a + f for a, f in parts)
+            now = time.monotonic() - started
+            if total > self.peak_mb:
+                self.peak_mb, self.at_peak, self.peak_at_s = total, parts, now
+            if not self.series or now - self.series[-1][0] >= 2.0:
+                self.series.append((now, parts))
 
     def finish(self) -> float:
         self.stop_flag.set()
         self.join(timeout=5)
         return self.peak_mb
+
+    def breakdown(self) -> str:
+        return ", ".join(f"{a:.0f}+{f:.0f}" for a, f in self.at_peak) + f" at {self.peak_at_s:.0f} s"
+
+    def trace(self) -> str:
+        return "\n".join(f"    {t:5.0f} s  " + "  ".join(f"{a:4.0f}+{f:<3.0f}" for a, f in parts)
+                         for t, parts in self.series)
 
 
 COMPACT_MIN_FILES = 64  # the collector's default compact_min_files
@@ -628,6 +655,10 @@ class Bench:
         out.extra["compaction_wait_s"] = wait_for_compaction(collector.data_dir, commits_before)
         out.rss_mb, out.rss_tree_mb, out.extra["rss_children"] = tree_hwm_mb(collector.process.pid)
         out.pss_tree_mb = collector.pss.finish()
+        out.extra["pss_breakdown"] = collector.pss.breakdown()
+        if self.args.pss_trace:
+            print("  PSS every 2 s since the collector started (anonymous+file MB per process, receiver first):\n"
+                  + collector.pss.trace(), flush=True)
         out.cpu_main_s, out.cpu_workers_s = tree_cpu_s(collector.process.pid)
         out.snapshot_files, out.disk_files = parquet_files(collector.data_dir)
         collector.stop()
@@ -782,6 +813,7 @@ class Bench:
         print(f"  collector peak RSS {out.rss_mb:.0f} MB" + (f" (with child processes {out.rss_tree_mb:.0f} MB)" if out.rss_tree_mb != out.rss_mb else "")
               + f" [children: {', '.join(f'{x:.0f}' for x in out.extra.get('rss_children', []))}]"
               + f"; peak PSS of the process tree {out.pss_tree_mb:.0f} MB"
+              + f" [anonymous+file per process, receiver first: {out.extra.get('pss_breakdown', '')}]"
               + f"; {out.commits} commits ({out.commits_per_s:.2f}/s); Parquet files: {out.extra.get('files_at_visible')} "
               f"in the snapshot when all were queryable, {out.snapshot_files} after compaction "
               f"(waited {out.extra.get('compaction_wait_s') or 0:.1f} s for it), {out.disk_files} on disk", flush=True)
@@ -820,6 +852,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="environment for the collector (e.g. TRACEWATCH_WORKERS=3), repeatable")
     parser.add_argument("--paced-rate", type=float, default=0.0,
                         help="spans/s of the paced phase (default: half the protobuf phase's rate)")
+    parser.add_argument("--pss-trace", action="store_true",
+                        help="print each collector process's PSS (anonymous+file) every 2 s")
     parser.add_argument("--show-log", action="store_true",
                         help="print the collector's log after each phase (with TRACEWATCH_LOG_LEVEL=DEBUG: commit timings)")
     parser.add_argument("--phases", default="pb,json,grpc,paced,redaction",

@@ -32,12 +32,19 @@ def tune_runtime() -> None:
       the older generations were rescanned often (77 -> 60 us per span in a worker);
       ``gc.freeze`` moves what start-up loaded (modules, the spaCy model) out of every scan.
     - No pandas: see ``_NoPandas``.
-    - Arrow buffers from the system allocator: mimalloc kept ~90 MB per worker after a
-      12 MB group, malloc ~45 MB.
+    - Arrow buffers that pyarrow allocates from jemalloc, like the Parquet code's
+      (collector.allocator), also where pyarrow was imported before that choice.
     """
     if not any(isinstance(finder, _NoPandas) for finder in sys.meta_path):
         sys.meta_path.insert(0, _NoPandas())
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
-    pa.set_memory_pool(pa.system_memory_pool())
+    pa.set_memory_pool(_arrow_pool())
+
+
+def _arrow_pool() -> pa.MemoryPool:
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        return pa.system_memory_pool()

@@ -6,8 +6,10 @@ import os
 import stat
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from collector.dedup import SpanKeyIndex
 from collector.decode import PayloadFormat
 from collector.errors import StoreError
 from collector.records import Span, SpanBatch, SpanKind
@@ -137,3 +139,26 @@ def test_failed_compaction_is_planned_again_after_half_the_files(tmp_path: Path)
     again = writer.next_compaction()
     assert again is not None and len(again.inputs) == 12
     writer.close()
+
+
+def test_key_index_finds_stored_and_repeated_keys_across_runs() -> None:
+    rng = np.random.default_rng(5)
+    stored = rng.choice(1 << 40, size=5_000, replace=False).astype(np.int64)
+    index = SpanKeyIndex(stored.copy(), run_cap=1_000)
+    assert len(index) == 5_000 and index.num_runs == 5
+    known = set(stored.tolist())
+    for _ in range(60):  # commits: new keys, repeats within a batch, keys already stored
+        fresh = rng.integers(1 << 41, 1 << 42, size=70).tolist()
+        batch = fresh + fresh[:5] + rng.choice(list(known), size=10).tolist()
+        flags = index.select_new(batch)
+        expected, seen = [], set()
+        for key in batch:
+            expected.append(key not in known and key not in seen)
+            seen.add(key)
+        assert flags == expected
+        index.add(key for key, new in zip(batch, flags) if new)
+        known.update(fresh)
+    assert len(index) == len(known)
+    # Runs stay few (merged by size, capped), and every stored key is found.
+    assert index.num_runs <= len(known) // 500 + 8
+    assert not any(index.select_new(list(known)))
