@@ -32,21 +32,27 @@ def build_grpc_server(config: CollectorConfig, service: ExportService) -> grpc.a
         telemetry = service.telemetry
         metadata = {key.lower(): value for key, value in context.invocation_metadata() or ()}
         authorization = metadata.get("authorization")
+        failure: tuple[grpc.StatusCode, str] | None = None
         if not service.is_authorised(authorization if isinstance(authorization, str) else None):
-            telemetry.requests.labels("grpc", "UNAUTHENTICATED").inc()
-            await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token")
-        try:
-            outcome = await asyncio.to_thread(service.accept, PayloadFormat.PROTOBUF, request, "grpc")
-        except (PermanentError, RetryableError) as exc:
-            _, code = status_for(exc)
+            failure = grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token"
+        else:
+            try:
+                outcome = await asyncio.to_thread(service.accept, PayloadFormat.PROTOBUF, request, "grpc")
+            except (PermanentError, RetryableError) as exc:
+                failure = status_for(exc)[1], str(exc)
+            except OSError:
+                logger.exception("grpc: spool write failed")
+                failure = grpc.StatusCode.UNAVAILABLE, "store temporarily unavailable"
+        if failure is not None:
+            # ``abort`` raises; its traceback keeps this frame in a reference cycle that
+            # only the garbage collector frees (rarely: collector.runtime), so the frame
+            # must not hold the request: with it, each refused request kept 2.6 MB alive.
+            del request
+            code, message = failure
             telemetry.requests.labels("grpc", code.name).inc()
             if code is grpc.StatusCode.UNAVAILABLE:
                 await context.send_initial_metadata((("retry-after", str(config.retry_after_s)),))
-            await context.abort(code, str(exc))
-        except OSError:
-            logger.exception("grpc: spool write failed")
-            telemetry.requests.labels("grpc", "UNAVAILABLE").inc()
-            await context.abort(grpc.StatusCode.UNAVAILABLE, "store temporarily unavailable")
+            await context.abort(code, message)
         telemetry.requests.labels("grpc", "OK").inc()
         return outcome.response().SerializeToString()
 

@@ -1,0 +1,54 @@
+"""The gRPC receiver in this process, so that what a finished call leaves behind can be
+inspected (the end-to-end tests run the collector as a subprocess)."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import types
+from pathlib import Path
+
+import grpc
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+
+from collector.config import CollectorConfig
+from collector.export import ExportService
+from collector.otlp_grpc import SERVICE_NAME, build_grpc_server
+from collector.spool import Spool
+from collector.telemetry import CollectorTelemetry
+from tests.otlp_senders import openinference_rag_spans
+
+
+def test_refused_request_is_not_kept_alive(tmp_path: Path) -> None:
+    """A refused export (spool full -> UNAVAILABLE) must not leave its body in a reference
+    cycle: the collector collects cycles rarely, so each one kept a 2.6 MB request."""
+    body = encode_spans(openinference_rag_spans("Where is my refund?")).SerializeToString()
+    spool = Spool(tmp_path / "spool", max_bytes=len(body) + 1)  # room for one request
+    service = ExportService(spool, CollectorTelemetry(), "")
+    config = CollectorConfig(data_dir=tmp_path)
+
+    async def scenario() -> tuple[list[grpc.StatusCode], int]:
+        server = build_grpc_server(config, service)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        codes: list[grpc.StatusCode] = []
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            call = channel.unary_unary(f"/{SERVICE_NAME}/Export")
+            for _ in range(3):
+                try:
+                    await call(body, timeout=10)
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.aio.AioRpcError as exc:
+                    codes.append(exc.code())
+        await server.stop(None)
+        gc.disable()  # what is still referenced now, before any collection
+        try:
+            return codes, len([f for f in gc.get_objects()
+                               if isinstance(f, types.FrameType) and f.f_code.co_name == "export"
+                               and isinstance(f.f_locals.get("request"), bytes)])
+        finally:
+            gc.enable()
+
+    codes, frames_with_request = asyncio.run(scenario())
+    assert codes == [grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE]
+    assert frames_with_request == 0
