@@ -1,26 +1,34 @@
-"""Which allocator Arrow's C++ code uses in the collector's processes.
+"""Which allocators the native libraries use in the collector's processes.
 
-Arrow picks its default memory pool when pyarrow is first imported, from the
-``ARROW_DEFAULT_MEMORY_POOL`` variable (otherwise mimalloc).  The Parquet reader and writer
-allocate from that default whatever pool pyarrow is later told to use, so the choice has to
-be made before any collector module imports pyarrow; worker processes inherit it through
-their environment.
+Both choices are read from the environment when a library loads, so ``choose_allocators``
+runs before any collector module imports pyarrow or deltalake; worker processes inherit
+them through their environment.  A value already in the environment wins.
 
-Why jemalloc (measured on the bench's requests, one pipeline worker, Pss_Anon):
+Arrow picks its default memory pool from ``ARROW_DEFAULT_MEMORY_POOL`` (otherwise
+mimalloc), and the Parquet reader and writer allocate from that default whatever pool
+pyarrow is later told to use.  Measured on the bench's requests, one pipeline worker,
+Pss_Anon:
 - mimalloc, the default: +40 MB while writing a 12-request group and +30 MB kept after it;
   compacting 40 files of 6,120 spans took +110-128 MB.
 - glibc malloc: +16 MB per group, but compaction still +55-68 MB (fragmentation).
 - jemalloc: +17 MB per group and compaction +32-37 MB, with the least CPU of the three.
+
+deltalake brings its own jemalloc, configured by ``_RJEM_MALLOC_CONF``.  Its defaults
+(four arenas per core, freed pages kept 10 s) let the writer's commits grow the receiving
+process by ~20 MB over a 60 s burst; one arena and a 1 s decay keep that near zero.
 """
 
 from __future__ import annotations
 
 import os
 
-ARROW_POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
-ARROW_POOL = "jemalloc"
+ALLOCATOR_SETTINGS = {
+    "ARROW_DEFAULT_MEMORY_POOL": "jemalloc",
+    "_RJEM_MALLOC_CONF": "narenas:1,dirty_decay_ms:1000,muzzy_decay_ms:0",
+}
 
 
-def choose_arrow_allocator() -> None:
-    """Call before pyarrow is imported (an explicit setting in the environment wins)."""
-    os.environ.setdefault(ARROW_POOL_VARIABLE, ARROW_POOL)
+def choose_allocators() -> None:
+    """Call before pyarrow or deltalake is imported."""
+    for name, value in ALLOCATOR_SETTINGS.items():
+        os.environ.setdefault(name, value)

@@ -9,13 +9,16 @@ store.
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-from collector.config import CollectorConfig
 from collector.decode import PayloadFormat, decode_export_request
 from collector.normalise import normalise_spans
 from collector.records import SpanBatch
+from collector.redaction_config import RedactionConfig
+
 if TYPE_CHECKING:  # spaCy and Presidio cost ~200 MB: only processes that redact load them
+    from collector.config import CollectorConfig  # pydantic-settings: not in workers
     from collector.redact import Redactor
     from collector.writer import StoreWriter  # deltalake: not needed in pipeline workers
 
@@ -35,14 +38,14 @@ class Pipeline:
         return batch
 
 
-def build_redactor(config: CollectorConfig) -> Redactor | None:
-    if not config.redaction.enabled:
+def build_redactor(redaction: RedactionConfig, data_dir: Path) -> Redactor | None:
+    if not redaction.enabled:
         return None
     from collector.redact import Redactor
 
-    cache_dir = config.data_dir / "cache"
+    cache_dir = data_dir / "cache"
     cache_dir.mkdir(parents=True, exist_ok=True)
-    return Redactor(config.redaction, cache_dir)
+    return Redactor(redaction, cache_dir)
 
 
 def build_writer(config: CollectorConfig) -> StoreWriter:

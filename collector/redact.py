@@ -57,7 +57,7 @@ from typing import Any
 
 import orjson
 
-from collector.config import RedactionConfig
+from collector.redaction_config import RedactionConfig
 from collector.records import RetrievedDocument, Span, SpanBatch, SpanEvaluation
 from collector.redact_engine import TextRedactionEngine
 

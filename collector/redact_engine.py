@@ -60,7 +60,7 @@ from presidio_anonymizer.entities import OperatorConfig
 from spacy.language import Language
 from spacy.tokens import Doc
 
-from collector.config import RedactionConfig
+from collector.redaction_config import RedactionConfig
 from collector.errors import ConfigError
 from collector.redact_recognizers import (
     PrivateEmailRecognizer,

@@ -31,7 +31,7 @@ from collector.pipeline import build_writer
 from collector.schema import spool_path
 from collector.spool import Spool
 from collector.telemetry import CollectorTelemetry
-from collector.runtime import tune_runtime
+from collector.runtime import limit_malloc_arenas, tune_runtime
 from collector.workers import PipelineExecutor
 from collector.writer_loop import WriterLoop
 
@@ -66,6 +66,7 @@ def run_collector(config: CollectorConfig, on_ready: Callable[[dict[str, str]], 
 async def _serve(config: CollectorConfig, on_ready: Callable[[dict[str, str]], None] | None) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     tune_runtime()
+    limit_malloc_arenas()
     telemetry = CollectorTelemetry()
     writer = build_writer(config)
     spool = Spool(spool_path(config.data_dir), config.max_spool_bytes, config.spool_fsync)

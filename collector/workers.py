@@ -23,19 +23,22 @@ import logging
 import multiprocessing
 import os
 from collections.abc import Callable, Iterable, Iterator
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.compaction import CompactedFile, CompactionPlan, rewrite_files
-from collector.config import CollectorConfig
 from collector.decode import PayloadFormat
 from collector.errors import PermanentError
 from collector.pipeline import Pipeline, build_redactor
+from collector.redaction_config import RedactionConfig
 from collector.runtime import tune_runtime
 from collector.schema import SPANS_TABLE, table_path
 from collector.staging import StagedFile, StagingFiles, spans_to_arrow
+
+if TYPE_CHECKING:
+    from collector.config import CollectorConfig  # pydantic-settings: not in workers
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -55,24 +58,14 @@ _pipeline: Pipeline | None = None
 _table_dir: Path | None = None
 
 
-def _worker_config(config: CollectorConfig) -> CollectorConfig:
-    # Inside a worker, redaction runs in that worker: no nested pool.
-    return config.model_copy(
-        update={
-            "data_dir": config.data_dir.resolve(),
-            "redaction": config.redaction.model_copy(update={"workers": 0}),
-        }
-    )
-
-
-def _init_worker(config_json: str) -> None:
+def _init_worker(data_dir: str, redaction_json: str) -> None:
     global _pipeline, _table_dir
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
     for noisy in ("presidio-analyzer", "presidio-anonymizer"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    config = CollectorConfig.model_validate_json(config_json)
-    _pipeline = Pipeline(build_redactor(config))
-    _table_dir = table_path(config.data_dir, SPANS_TABLE)
+    redaction = RedactionConfig.model_validate_json(redaction_json)
+    _pipeline = Pipeline(build_redactor(redaction, Path(data_dir)))
+    _table_dir = table_path(Path(data_dir), SPANS_TABLE)
     tune_runtime()
 
 
@@ -145,12 +138,14 @@ class PipelineExecutor:
     """Runs the pipeline on payloads, in ``num_workers`` processes (0: in this one)."""
 
     def __init__(self, config: CollectorConfig, num_workers: int) -> None:
-        self._config = _worker_config(config)
+        self._data_dir = config.data_dir.resolve()
+        # Inside a worker, redaction runs in that worker: no nested pool.
+        self._redaction = config.redaction.model_copy(update={"workers": 0})
         self.num_workers = num_workers
         self._local: Pipeline | None = None
         self._pool: ProcessPoolExecutor | None = None
         if num_workers == 0:
-            self._local = Pipeline(build_redactor(self._config))
+            self._local = Pipeline(build_redactor(self._redaction, self._data_dir))
         else:
             self._pool = self._start_pool()
 
@@ -159,7 +154,7 @@ class PipelineExecutor:
             max_workers=self.num_workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=_init_worker,
-            initargs=(self._config.model_dump_json(),),
+            initargs=(str(self._data_dir), self._redaction.model_dump_json()),
         )
 
     def restart(self) -> None:
@@ -199,7 +194,7 @@ class PipelineExecutor:
 
     @property
     def _table_dir(self) -> Path:
-        return table_path(self._config.data_dir, SPANS_TABLE)
+        return table_path(self._data_dir, SPANS_TABLE)
 
     def close(self) -> None:
         if self._pool is not None:

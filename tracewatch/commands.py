@@ -36,9 +36,9 @@ def _config(args: argparse.Namespace, **extra: Any) -> CollectorConfig:
 
 
 def run_collector_command(args: argparse.Namespace) -> int:
-    from collector.allocator import choose_arrow_allocator
+    from collector.allocator import choose_allocators
 
-    choose_arrow_allocator()
+    choose_allocators()
     from collector.server import run_collector
 
     config = _config(args, http=args.http, grpc=args.grpc)
@@ -58,9 +58,9 @@ def run_collector_command(args: argparse.Namespace) -> int:
 
 
 def ingest_paths(config: CollectorConfig, paths: list[Path], progress: bool) -> IngestReport:
-    from collector.allocator import choose_arrow_allocator
+    from collector.allocator import choose_allocators
 
-    choose_arrow_allocator()
+    choose_allocators()
     from collector.ingest import ingest_files, list_input_files
     from collector.pipeline import build_writer
     from collector.workers import PipelineExecutor
