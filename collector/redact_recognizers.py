@@ -40,14 +40,7 @@ import tldextract
 from presidio_analyzer import Pattern, PatternRecognizer
 from presidio_analyzer.predefined_recognizers import EmailRecognizer
 
-SECRET_ENTITIES: tuple[str, ...] = (
-    "API_KEY",
-    "AWS_ACCESS_KEY",
-    "GITHUB_TOKEN",
-    "JWT",
-    "BEARER_TOKEN",
-    "PRIVATE_KEY",
-)
+from collector.redaction_config import SECRET_ENTITIES
 
 # Characters that can follow a key name before its value: quotes, spaces, ':' or '='.
 _ASSIGN = r"""["']?\s{0,3}[:=]\s{0,3}(?:["']|b["'])?"""
