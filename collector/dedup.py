@@ -28,6 +28,8 @@ class SpanKeyIndex:
         self._runs: list[Keys] = []
         if keys is not None and len(keys):
             stored = keys.astype(np.int64, copy=False)
+            if not stored.flags.writeable:  # e.g. a zero-copy view of an Arrow column
+                stored = stored.copy()
             stored.sort()
             if len(stored) > 1 and not bool(np.all(stored[1:] != stored[:-1])):
                 stored = np.unique(stored)
