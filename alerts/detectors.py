@@ -8,8 +8,9 @@ so a large ``group_by`` does not multiply false alarms.
 
 Edge cases: empty inputs give ``breached=False`` with NaN values (the evaluator checks
 minimum samples before calling); ties and constant samples are handled by the tests
-(Mann-Whitney on identical samples gives p=1); a zero baseline makes a relative change
-infinite when the value is positive.
+(Mann-Whitney on identical samples gives p=1; the tail-share test counts only values strictly
+beyond the baseline's cutoff, so ties make it conservative); a zero baseline makes a relative
+change infinite when the value is positive.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import stats
+from scipy import special, stats
 
 Direction = Literal["up", "down", "both"]
 
@@ -139,6 +140,75 @@ def detect_distribution_shift(
     met = _moved(relative_change(value, base), min_change, direction)
     return Verdict(met and p_value < alpha, value, base, met, name, p_value,
                    float(result.statistic))
+
+
+def detect_tail_share(
+    current: ArrayLike, reference: ArrayLike, *, quantile: float, alpha: float,
+    min_change: float = 0.0, direction: Direction = "up", statistic: str = "mean",
+) -> Verdict:
+    """Did more of the window's values land beyond the baseline's ``quantile`` than chance allows?
+
+    The test for "a minority of requests became many times dearer" (a retry loop, a runaway
+    agent): the median, and so a rank test such as Mann-Whitney, barely moves while the mean
+    does.  The cutoff is the baseline's r-th largest value, r = round((1 - quantile) * n) (at
+    least 1), i.e. about its ``quantile``; for ``up`` the count K of window values strictly above
+    it is compared with its exact distribution when window and baseline come from one
+    distribution (``exceedance_p_value``).  ``down`` mirrors it on the low tail; ``both`` takes
+    the smaller one-sided p-value, doubled.
+
+    ``value``/``baseline`` and ``min_change`` are those of ``statistic`` (e.g. the mean), as for
+    ``detect_distribution_shift``, so a few outliers that do not move the metric page no one.
+    """
+    cur = np.asarray(current, dtype=float)
+    ref = np.asarray(reference, dtype=float)
+    cur, ref = cur[~np.isnan(cur)], ref[~np.isnan(ref)]
+    value, base = summarise(cur, statistic), summarise(ref, statistic)
+    pct = f"p{quantile * 100:g}"
+    if cur.size == 0 or ref.size == 0:
+        return Verdict(False, value, base, False, f"tail share above baseline {pct}")
+    rank = max(1, round((1.0 - quantile) * ref.size))
+    ordered = np.sort(ref)
+    high, low = ordered[ref.size - rank], ordered[rank - 1]
+    k_up, k_down = int((cur > high).sum()), int((cur < low).sum())
+    p_up = exceedance_p_value(k_up, cur.size, ref.size, rank)
+    p_down = exceedance_p_value(k_down, cur.size, ref.size, rank)
+    if direction == "up":
+        p_value, count, side = p_up, k_up, f"above baseline {pct}"
+    elif direction == "down":
+        p_value, count = p_down, k_down
+        side = f"below baseline p{(1.0 - quantile) * 100:g}"
+    else:
+        p_value = min(1.0, 2 * min(p_up, p_down))
+        count, side = k_up + k_down, f"beyond baseline {pct}"
+    met = _moved(relative_change(value, base), min_change, direction)
+    return Verdict(met and p_value < alpha, value, base, met,
+                   f"tail share {count}/{cur.size} {side}", p_value, float(count))
+
+
+def exceedance_p_value(count: int, num_current: int, num_reference: int, rank: int) -> float:
+    """P(K >= count): K = window values above the baseline's ``rank``-th largest, under H0.
+
+    With window (m values) and baseline (n values) exchangeable and continuous, the labels of
+    the pooled values sorted in decreasing order are a random arrangement, and K = j exactly
+    when the first r - 1 + j places hold r - 1 baseline and j window values and place r + j a
+    baseline one: P(K = j) = C(r - 1 + j, j) C(n - r + m - j, m - j) / C(n + m, m).
+    """
+    if count <= 0:
+        return 1.0
+    m, n, r = num_current, num_reference, rank
+    if count > m:
+        return 0.0
+    j = np.arange(count, m + 1, dtype=float)
+    log_terms = (_log_comb(r - 1 + j, j) + _log_comb(n - r + m - j, m - j)
+                 - _log_comb(np.float64(n + m), np.float64(m)))
+    return float(min(1.0, np.exp(log_terms).sum()))
+
+
+def _log_comb(total: np.ndarray | np.float64, chosen: np.ndarray | np.float64) -> np.ndarray:
+    """log C(total, chosen), elementwise."""
+    log_comb: np.ndarray = (special.gammaln(total + 1) - special.gammaln(chosen + 1)
+                            - special.gammaln(total - chosen + 1))
+    return log_comb
 
 
 def detect_proportion_change(

@@ -24,6 +24,7 @@ from alerts.detectors import (
     detect_proportion_change,
     detect_psi,
     detect_relative_change,
+    detect_tail_share,
     detect_threshold,
     summarise,
 )
@@ -128,6 +129,10 @@ def _judge_group(rule: Rule, group: Group, series: GroupSeries, at: datetime,
         return observe(detect_distribution_shift(
             current, reference, test=det.kind, alpha=det.alpha, min_change=det.min_change,
             direction=det.direction, statistic=statistic), n_ref)
+    if det.kind == "tail_share":
+        return observe(detect_tail_share(
+            current, reference, quantile=det.quantile, alpha=det.alpha,
+            min_change=det.min_change, direction=det.direction, statistic=statistic), n_ref)
     if det.kind == "psi":
         assert det.threshold is not None
         return observe(detect_psi(current, reference, threshold=det.threshold), n_ref)

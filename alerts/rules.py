@@ -73,17 +73,17 @@ METRICS: dict[str, MetricSpec] = {
 }
 
 DetectorKind = Literal[
-    "threshold", "relative_change", "mann_whitney", "ks", "two_proportion", "cusum", "ewma",
-    "psi",
+    "threshold", "relative_change", "mann_whitney", "ks", "tail_share", "two_proportion",
+    "cusum", "ewma", "psi",
 ]
 # Which detectors make sense for which metric kind.
 DETECTORS_FOR_KIND: dict[MetricKind, frozenset[str]] = {
     "count": frozenset({"threshold", "relative_change"}),
     "rate": frozenset({"threshold", "relative_change", "two_proportion", "cusum", "ewma"}),
-    "distribution": frozenset({"threshold", "relative_change", "mann_whitney", "ks", "cusum",
-                               "ewma", "psi"}),
+    "distribution": frozenset({"threshold", "relative_change", "mann_whitney", "ks",
+                               "tail_share", "cusum", "ewma", "psi"}),
 }
-P_VALUE_DETECTORS = frozenset({"mann_whitney", "ks", "two_proportion"})
+P_VALUE_DETECTORS = frozenset({"mann_whitney", "ks", "tail_share", "two_proportion"})
 
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d|w)\s*$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -150,6 +150,8 @@ class Detector(_Strict):
     k: float = Field(default=0.5, gt=0.0)
     # cusum/ewma: width of the buckets whose means form the series.
     bucket: timedelta = timedelta(hours=1)
+    # tail_share: the baseline quantile whose exceedances are counted (0.99 = its p99).
+    quantile: float = Field(default=0.99, gt=0.5, lt=1.0)
 
     @field_validator("bucket", mode="before")
     @classmethod

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from pydantic import SecretStr
 
@@ -24,7 +25,9 @@ from alerts.detectors import (
     detect_proportion_change,
     detect_psi,
     detect_relative_change,
+    detect_tail_share,
     detect_threshold,
+    exceedance_p_value,
 )
 from alerts.errors import RuleFileError
 from alerts.evaluate import max_lookback, replay
@@ -44,6 +47,12 @@ BASE = RNG.lognormal(7.0, 0.3, 800)
 SAME = RNG.lognormal(7.0, 0.3, 60)
 SLOWER = RNG.lognormal(7.6, 0.3, 60)
 DRIFT_SERIES = np.linspace(100, 112, 24)
+# Tokens per request: a tight baseline (a day of one service), a typical 30-minute window of
+# it, and one where a quarter of the requests loop and spend 8x.
+TOKENS_BASE = np.round(RNG.normal(290, 12, 1100))
+TOKENS_NORMAL = np.round(np.quantile(TOKENS_BASE, np.linspace(0.02, 0.98, 36)))
+TOKENS_LOOPING = np.concatenate([
+    TOKENS_NORMAL, np.round(np.quantile(TOKENS_BASE, np.linspace(0.02, 0.98, 12)) * 8)])
 
 DETECTOR_CASES: list[tuple[str, Callable[[], Verdict], bool]] = [
     ("threshold above", lambda: detect_threshold(0.12, 0.1, "up"), True),
@@ -83,12 +92,46 @@ DETECTOR_CASES: list[tuple[str, Callable[[], Verdict], bool]] = [
                                             threshold=0.2), False),
     ("empty window", lambda: detect_distribution_shift(
         [], BASE, test="mann_whitney", alpha=0.01), False),
+    # A minority of requests many times dearer: the median stays, the mean nearly triples.
+    # The rank test cannot see it at alpha/3 (three services); counting the values beyond the
+    # baseline's p99 does.
+    ("mann-whitney misses a looping minority", lambda: detect_distribution_shift(
+        TOKENS_LOOPING, TOKENS_BASE, test="mann_whitney", alpha=0.001 / 3, min_change=0.3),
+     False),
+    ("tail share, looping minority", lambda: detect_tail_share(
+        TOKENS_LOOPING, TOKENS_BASE, quantile=0.99, alpha=0.001 / 3, min_change=0.3), True),
+    ("tail share, normal window", lambda: detect_tail_share(
+        TOKENS_NORMAL, TOKENS_BASE, quantile=0.99, alpha=0.001, min_change=0.3), False),
+    ("tail share, two outliers move the mean less than 30%", lambda: detect_tail_share(
+        np.concatenate([TOKENS_NORMAL, [900, 1000]]), TOKENS_BASE, quantile=0.99,
+        alpha=0.5, min_change=0.3), False),
+    ("tail share, looping minority, watched down", lambda: detect_tail_share(
+        TOKENS_LOOPING, TOKENS_BASE, quantile=0.99, alpha=0.001, direction="down"), False),
+    ("tail share, empty window", lambda: detect_tail_share(
+        [], TOKENS_BASE, quantile=0.99, alpha=0.01), False),
 ]
 
 
 @pytest.mark.parametrize("name,run,fires", DETECTOR_CASES, ids=[c[0] for c in DETECTOR_CASES])
 def test_detector_fires_or_not(name: str, run: Callable[[], Verdict], fires: bool) -> None:
     assert run().breached is fires
+
+
+def test_exceedance_p_value_is_the_exact_null_distribution() -> None:
+    # One window value lands above the baseline's r-th largest of n with probability r/(n+1).
+    assert exceedance_p_value(1, 1, 99, 3) == pytest.approx(3 / 100)
+    assert exceedance_p_value(0, 30, 200, 2) == 1.0
+    # P(K = j) sums to one.
+    total = sum(exceedance_p_value(k, 30, 200, 2) - exceedance_p_value(k + 1, 30, 200, 2)
+                for k in range(31))
+    assert total == pytest.approx(1.0)
+    # And matches a simulation.
+    rng = np.random.default_rng(1)
+    ref, cur = rng.random((20_000, 200)), rng.random((20_000, 30))
+    cutoff = np.sort(ref, axis=1)[:, 200 - 2]
+    counts = (cur > cutoff[:, None]).sum(axis=1)
+    for k in (1, 2, 3):
+        assert exceedance_p_value(k, 30, 200, 2) == pytest.approx((counts >= k).mean(), abs=0.01)
 
 
 def test_psi_of_identical_samples_is_zero() -> None:
@@ -129,7 +172,8 @@ def test_default_rules_cover_every_kpi() -> None:
     assert {"requests", "error_rate", "fallback_rate", "grounded_rate", "cost_usd_per_request",
             "total_tokens_per_request", "latency_p95_ms", "prompt_length_chars"} <= metrics
     assert {rule.detector.kind for rule in rules.rules} >= {"two_proportion", "mann_whitney",
-                                                            "cusum", "psi", "relative_change"}
+                                                            "tail_share", "cusum", "psi",
+                                                            "relative_change"}
 
 
 @pytest.mark.parametrize("text,line,fragment", [
@@ -212,6 +256,55 @@ def test_alert_ids_differ_between_episodes() -> None:
         if transition is Transition.FIRING:
             ids.append(state.alert_id)
     assert len(ids) == 2 and ids[0] != ids[1]
+
+
+# --------------------------------------------------------------------------- default rules
+
+LOOP_ONSET = datetime(2026, 3, 4, 16, 0)
+
+
+def _retry_loop_frame() -> pl.DataFrame:
+    """The per-trace frame (``alerts.frame`` columns) of an agent-like service, a trace every
+    30 s for 27 hours; from ``LOOP_ONSET`` every fourth trace loops and spends 8x the tokens
+    and cost (latency and volume unchanged), and the 24 h before hold three such traces (a
+    retry loop also happens on a normal day)."""
+    rng = np.random.default_rng(7)
+    start = LOOP_ONSET - timedelta(hours=26)
+    num = 27 * 120
+    times = [start + timedelta(seconds=30 * i) for i in range(num)]
+    tokens = np.round(rng.normal(290, 12, num))
+    looping = np.array([t >= LOOP_ONSET and i % 4 == 0 for i, t in enumerate(times)])
+    looping[[600, 1500, 2400]] = True
+    tokens = np.where(looping, tokens * 8, tokens)
+    return pl.DataFrame({
+        "trace_id": [f"{i:032x}" for i in range(num)],
+        "start_time": pl.Series(times, dtype=pl.Datetime("us")),
+        "service_name": "agent", "model_name": "gpt-4o", "provider": "openai",
+        "prompt_version": "v2", "requested_model": "gpt-4o", "requested_provider": "openai",
+        "failed_provider": pl.Series([None] * num, dtype=pl.String),
+        "duration_ms": rng.normal(3000, 300, num), "is_error": False, "has_llm": True,
+        "has_fallback": False, "is_scored": False, "is_grounded": False,
+        "cost_usd": tokens * 3e-6, "prompt_tokens": tokens - 40.0,
+        "completion_tokens": np.full(num, 40.0), "total_tokens": tokens,
+        "prompt_length_chars": rng.normal(400, 40, num),
+    }).with_columns(pl.col("start_time").cast(pl.Datetime("ns")).dt.epoch("ns").alias("start_ns"))
+
+
+def test_default_rules_catch_a_looping_minority_with_margin() -> None:
+    # The sample incident INC-2 (bench/alerts_quality.py allows 30 min): a quarter of the
+    # agent's requests loop.  Mann-Whitney on cost and tokens per request needs the whole
+    # 30-minute window of it (the median does not move), so whether it made the limit was down
+    # to which requests the window happened to hold; the default rules must see it with
+    # margin.  Nothing may fire before onset (the baseline holds three looping traces).
+    rules = load_rules(Path(__file__).parents[1] / "alerts" / "rules.yaml")
+    events = replay(_retry_loop_frame(), rules, LOOP_ONSET - timedelta(hours=2),
+                    LOOP_ONSET + timedelta(hours=1), timedelta(minutes=5))
+    fired = [e for e in events if e.transition is Transition.FIRING]
+    assert fired and all(e.at > LOOP_ONSET for e in fired)
+    first = min(fired, key=lambda e: e.at)
+    assert first.at - LOOP_ONSET <= timedelta(minutes=20), (first.rule, first.at)
+    assert first.group_key == "service_name=agent"
+    assert first.metric in ("total_tokens_per_request", "cost_usd_per_request")
 
 
 # --------------------------------------------------------------------------- a small store
