@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from collector.schema import PARTITION_COLUMN
+from collector.schema import PARTITION_COLUMN, SPANS_DICTIONARY_COLUMNS
 from collector.staging import FILE_SCHEMA
 
 ROW_GROUP_ROWS = 2048
@@ -80,7 +80,8 @@ def rewrite_files(table_dir: Path, plan: CompactionPlan) -> list[CompactedFile]:
             return
         if writer is None:
             relative = f"{PARTITION_COLUMN}={plan.day}/part-{uuid.uuid4().hex}-c000.zstd.parquet"
-            writer = pq.ParquetWriter(table_dir / relative, FILE_SCHEMA, compression="zstd")
+            writer = pq.ParquetWriter(table_dir / relative, FILE_SCHEMA, compression="zstd",
+                                      use_dictionary=SPANS_DICTIONARY_COLUMNS)
         writer.write_table(pa.concat_tables(pending), row_group_size=ROW_GROUP_ROWS)
         file_rows += pending_rows
         pending.clear()

@@ -43,6 +43,12 @@ class CollectorConfig(BaseSettings):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     # Largest body after gzip decompression, bytes; a bigger one is refused, not inflated.
     max_decompressed_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
+    # Export requests read and checked at once (HTTP and gRPC together); the others wait,
+    # HTTP ones unread in their sockets.  Each takes ~6 MB of memory while it is checked.
+    max_concurrent_requests: int = Field(default=2, ge=1, le=64)
+    # Seconds an HTTP request body may take to arrive once it is read (it holds one of
+    # max_concurrent_requests meanwhile); a slower one gets 503 with Retry-After.
+    body_timeout_s: float = Field(default=30.0, gt=0.0)
     # Raw payloads waiting for redaction are spooled here (private, bounded); when the spool
     # holds this many bytes the receivers answer 503 / UNAVAILABLE with Retry-After.
     max_spool_bytes: int = Field(default=512 * 1024 * 1024, gt=0)

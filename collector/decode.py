@@ -45,7 +45,7 @@ class PayloadFormat(str, Enum):
 # --------------------------------------------------------------------------- checks
 
 
-def check_export_request(fmt: PayloadFormat, body: bytes) -> tuple[int, list[RejectedSpan]]:
+def check_export_request(fmt: PayloadFormat, body: bytes | bytearray) -> tuple[int, list[RejectedSpan]]:
     """Return (number of spans, spans that will be rejected) or raise PermanentError."""
     if fmt is PayloadFormat.PROTOBUF:
         request = parse_protobuf(body)
@@ -72,7 +72,7 @@ def check_export_request(fmt: PayloadFormat, body: bytes) -> tuple[int, list[Rej
     return num_spans, rejected
 
 
-def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
+def parse_protobuf(body: bytes | bytearray) -> ExportTraceServiceRequest:
     try:
         return ExportTraceServiceRequest.FromString(body)
     except (DecodeError, ValueError, RuntimeError) as exc:
@@ -80,7 +80,7 @@ def parse_protobuf(body: bytes) -> ExportTraceServiceRequest:
                              f"({type(exc).__name__})") from None
 
 
-def parse_json(body: bytes) -> dict[str, Any]:
+def parse_json(body: bytes | bytearray) -> dict[str, Any]:
     try:
         document = orjson.loads(body)
     except orjson.JSONDecodeError as exc:

@@ -9,6 +9,7 @@ RetryableError (spool full) -> 503 / UNAVAILABLE with Retry-After.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 from dataclasses import dataclass
 
@@ -54,10 +55,14 @@ class ExportOutcome:
 class ExportService:
     """Shared by the HTTP handler and the gRPC servicer."""
 
-    def __init__(self, spool: Spool, telemetry: CollectorTelemetry, auth_token: str) -> None:
+    def __init__(self, spool: Spool, telemetry: CollectorTelemetry, auth_token: str,
+                 max_concurrent_requests: int = 2) -> None:
         self.spool = spool
         self.telemetry = telemetry
         self._token = auth_token.encode()
+        # Held by a receiver from reading a request (HTTP) or checking it (gRPC) until it is
+        # spooled: each in flight costs its body plus ~1.3 times that while it is parsed.
+        self.admission = asyncio.Semaphore(max_concurrent_requests)
 
     @property
     def auth_required(self) -> bool:
@@ -74,7 +79,7 @@ class ExportService:
             return False
         return hmac.compare_digest(credentials.strip().encode(), self._token)
 
-    def accept(self, fmt: PayloadFormat, body: bytes, transport: str) -> ExportOutcome:
+    def accept(self, fmt: PayloadFormat, body: bytes | bytearray, transport: str) -> ExportOutcome:
         """Check and spool one request; raises PermanentError or RetryableError."""
         num_spans, rejected = check_export_request(fmt, body)
         self.telemetry.spans_received.labels(transport).inc(num_spans)

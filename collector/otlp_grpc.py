@@ -37,7 +37,8 @@ def build_grpc_server(config: CollectorConfig, service: ExportService) -> grpc.a
             failure = grpc.StatusCode.UNAUTHENTICATED, "missing or invalid bearer token"
         else:
             try:
-                outcome = await asyncio.to_thread(service.accept, PayloadFormat.PROTOBUF, request, "grpc")
+                async with service.admission:
+                    outcome = await asyncio.to_thread(service.accept, PayloadFormat.PROTOBUF, request, "grpc")
             except (PermanentError, RetryableError) as exc:
                 failure = status_for(exc)[1], str(exc)
             except OSError:

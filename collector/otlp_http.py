@@ -103,10 +103,13 @@ class HttpReceiver:
             await fail(413, f"request body over {self.config.max_request_bytes} bytes")
             return
         try:
-            body = await _read_body(receive, self.config.max_request_bytes)
-            if encoding == "gzip":
-                body = gunzip_limited(body, self.config.max_decompressed_bytes)
-            outcome = await asyncio.to_thread(self.service.accept, fmt, body, "http")
+            async with self.service.admission:  # until then the body waits in the socket
+                body: bytes | bytearray = await _read_body(
+                    receive, self.config.max_request_bytes, self.config.body_timeout_s)
+                if encoding == "gzip":
+                    body = gunzip_limited(body, self.config.max_decompressed_bytes)
+                outcome = await asyncio.to_thread(self.service.accept, fmt, body, "http")
+                del body
         except (PermanentError, RetryableError) as exc:
             status, _ = status_for(exc)
             extra = [(b"retry-after", str(self.config.retry_after_s).encode())] if status == 503 else None
@@ -120,7 +123,7 @@ class HttpReceiver:
         await _respond(send, 200, _MEDIA_TYPE[fmt], _encode(outcome.response(), fmt))
 
 
-def gunzip_limited(body: bytes, max_bytes: int) -> bytes:
+def gunzip_limited(body: bytes | bytearray, max_bytes: int) -> bytes:
     """Inflate a gzip body, refusing (413) as soon as the output passes max_bytes."""
     inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     try:
@@ -134,20 +137,25 @@ def gunzip_limited(body: bytes, max_bytes: int) -> bytes:
         raise PermanentError("body is not valid gzip") from None
 
 
-async def _read_body(receive: Receive, max_bytes: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise PermanentError("client disconnected before the body was complete")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > max_bytes:
-            raise PayloadTooLargeError(f"request body over {max_bytes} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+async def _read_body(receive: Receive, max_bytes: int, timeout_s: float) -> bytearray:
+    """The request body, in one buffer that grows as chunks arrive (a list of chunks and
+    then their join held each body twice).  RetryableError (503) if the whole body has not
+    arrived within ``timeout_s``."""
+    body = bytearray()
+    try:
+        async with asyncio.timeout(timeout_s):
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise PermanentError("client disconnected before the body was complete")
+                chunk = message.get("body", b"")
+                if len(body) + len(chunk) > max_bytes:
+                    raise PayloadTooLargeError(f"request body over {max_bytes} bytes")
+                body += chunk
+                if not message.get("more_body", False):
+                    return body
+    except TimeoutError:
+        raise RetryableError(f"request body not received within {timeout_s:g} s") from None
 
 
 async def _drain(receive: Receive, max_bytes: int) -> None:

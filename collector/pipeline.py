@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 from collector.decode import PayloadFormat, decode_export_request
 from collector.normalise import normalise_spans
 from collector.records import SpanBatch
-from collector.redaction_config import RedactionConfig
 
-if TYPE_CHECKING:  # spaCy and Presidio cost ~200 MB: only processes that redact load them
+if TYPE_CHECKING:
     from collector.config import CollectorConfig  # pydantic-settings: not in workers
-    from collector.redact import Redactor
+    from collector.redact import Redactor  # spaCy and Presidio, ~200 MB: only to redact
+    from collector.redaction_config import RedactionConfig  # pydantic: only to redact
     from collector.writer import StoreWriter  # deltalake: not needed in pipeline workers
 
 class Pipeline:

@@ -9,20 +9,11 @@ from __future__ import annotations
 
 import ctypes
 import gc
-import importlib.abc
 import sys
-from typing import Any
 
 import pyarrow as pa
 
-class _NoPandas(importlib.abc.MetaPathFinder):
-    """pyarrow imports pandas (~70 MB) on the first ``pa.array()`` call, only to check
-    whether it was handed a DataFrame; the collector never hands it one."""
-
-    def find_spec(self, fullname: str, path: Any = None, target: Any = None) -> None:
-        if fullname == "pandas" or fullname.startswith("pandas."):
-            raise ImportError("pandas is not loaded in the tracewatch collector")
-        return None
+from collector.import_guard import keep_out
 
 
 def tune_runtime() -> None:
@@ -32,30 +23,41 @@ def tune_runtime() -> None:
       counting): with the default thresholds a collection ran every 700 allocations and
       the older generations were rescanned often (77 -> 60 us per span in a worker);
       ``gc.freeze`` moves what start-up loaded (modules, the spaCy model) out of every scan.
-    - No pandas: see ``_NoPandas``.
+    - No pandas: pyarrow imports it (~70 MB) on the first ``pa.array()`` call, only to
+      check whether it was handed a DataFrame; the collector never hands it one.
     - Arrow buffers that pyarrow allocates from jemalloc, like the Parquet code's
       (collector.allocator), also where pyarrow was imported before that choice.
     """
-    if not any(isinstance(finder, _NoPandas) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _NoPandas())
+    keep_out("pandas")
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
     pa.set_memory_pool(_arrow_pool())
 
 
-_M_ARENA_MAX = -8  # glibc's mallopt parameter
+_M_ARENA_MAX = -8  # glibc's mallopt parameters
+_M_MMAP_THRESHOLD = -3
 
 
-def limit_malloc_arenas(count: int = 2) -> None:
-    """For the receiving process: glibc gives each thread that allocates an arena of its
-    own (up to 8 per core), and the request threads each kept several MB of freed request
-    bodies in theirs (bench/ingest.py, HTTP protobuf: receiver ~130-150 -> ~110 MB of
-    anonymous memory).  Not for the pipeline workers: it cost them ~8 % more CPU."""
+def tune_receiver_malloc(arenas: int = 2, mmap_threshold: int = 1 << 20) -> None:
+    """glibc malloc settings for the receiving process (bench/ingest.py, HTTP protobuf).
+
+    - At most ``arenas`` arenas: glibc gives each thread that allocates an arena of its own
+      (up to 8 per core), and the request threads each kept several MB of freed request
+      bodies in theirs (receiver ~130-150 -> ~110 MB of anonymous memory).
+    - Blocks from ``mmap_threshold`` up (request bodies, their parse) are mapped and
+      returned when freed.  By default glibc raises that threshold to the largest block
+      freed so far, so 2.6 MB bodies came from the heap and left it fragmented (receiver
+      peak -8 MB, ~+2 us of CPU per span).
+    Not for the pipeline workers: fewer arenas cost them ~8 % more CPU, and the threshold
+    did not lower their peak.
+    """
     if not sys.platform.startswith("linux"):
         return
     try:
-        ctypes.CDLL(None).mallopt(_M_ARENA_MAX, count)
+        mallopt = ctypes.CDLL(None).mallopt
+        mallopt(_M_ARENA_MAX, arenas)
+        mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
     except (OSError, AttributeError):  # not glibc
         pass
 

@@ -31,7 +31,7 @@ from collector.pipeline import build_writer
 from collector.schema import spool_path
 from collector.spool import Spool
 from collector.telemetry import CollectorTelemetry
-from collector.runtime import limit_malloc_arenas, tune_runtime
+from collector.runtime import tune_receiver_malloc, tune_runtime
 from collector.workers import PipelineExecutor
 from collector.writer_loop import WriterLoop
 
@@ -66,7 +66,7 @@ def run_collector(config: CollectorConfig, on_ready: Callable[[dict[str, str]], 
 async def _serve(config: CollectorConfig, on_ready: Callable[[dict[str, str]], None] | None) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     tune_runtime()
-    limit_malloc_arenas()
+    tune_receiver_malloc()
     telemetry = CollectorTelemetry()
     writer = build_writer(config)
     spool = Spool(spool_path(config.data_dir), config.max_spool_bytes, config.spool_fsync)
@@ -76,7 +76,8 @@ async def _serve(config: CollectorConfig, on_ready: Callable[[dict[str, str]], N
     loop_thread = WriterLoop(config, spool, executor, writer, telemetry)
     loop_thread.start()
     started_at = time.time()
-    service = ExportService(spool, telemetry, config.auth_token.get_secret_value())
+    service = ExportService(spool, telemetry, config.auth_token.get_secret_value(),
+                            config.max_concurrent_requests)
 
     def health() -> dict[str, Any]:
         return {

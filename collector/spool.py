@@ -73,7 +73,7 @@ class Spool:
 
     # -- receivers ---------------------------------------------------------------------
 
-    def append(self, fmt: PayloadFormat, body: bytes, num_spans: int) -> SpoolEntry:
+    def append(self, fmt: PayloadFormat, body: bytes | bytearray, num_spans: int) -> SpoolEntry:
         """Write one request durably; raises SpoolFullError when over the bound."""
         with self._lock:
             if self._bytes + len(body) > self.max_bytes and self._entries:

@@ -19,7 +19,7 @@ import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from collector.records import Span
-from collector.schema import PARTITION_COLUMN, SPANS_SCHEMA, span_key
+from collector.schema import PARTITION_COLUMN, SPANS_DICTIONARY_COLUMNS, SPANS_SCHEMA, span_key
 
 _US_PER_DAY = 86_400_000_000
 FILE_SCHEMA = SPANS_SCHEMA.remove(SPANS_SCHEMA.get_field_index(PARTITION_COLUMN))
@@ -175,7 +175,8 @@ class StagingFiles:
             path = self.table_dir / relative
             path.parent.mkdir(parents=True, exist_ok=True)
             staged = self._open[day_text] = _OpenFile(
-                relative, pq.ParquetWriter(path, FILE_SCHEMA, compression="snappy"))
+                relative, pq.ParquetWriter(path, FILE_SCHEMA, compression="snappy",
+                                           use_dictionary=SPANS_DICTIONARY_COLUMNS))
         return staged
 
     def close(self) -> list[StagedFile]:

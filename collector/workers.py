@@ -32,10 +32,10 @@ from collector.compaction import CompactedFile, CompactionPlan, rewrite_files
 from collector.decode import PayloadFormat
 from collector.errors import PermanentError
 from collector.pipeline import Pipeline, build_redactor
-from collector.redaction_config import RedactionConfig
 from collector.runtime import tune_runtime
 from collector.schema import SPANS_TABLE, table_path
 from collector.staging import StagedFile, StagingFiles, spans_to_arrow
+from collector.worker_start import start_worker
 
 if TYPE_CHECKING:
     from collector.config import CollectorConfig  # pydantic-settings: not in workers
@@ -58,13 +58,20 @@ _pipeline: Pipeline | None = None
 _table_dir: Path | None = None
 
 
-def _init_worker(data_dir: str, redaction_json: str) -> None:
+def init_worker(data_dir: str, redaction_json: str | None) -> None:
+    """Set up this worker process (collector.worker_start chose what it may load).
+
+    ``redaction_json``: a RedactionConfig as JSON, None when redaction is off."""
     global _pipeline, _table_dir
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
     for noisy in ("presidio-analyzer", "presidio-anonymizer"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    redaction = RedactionConfig.model_validate_json(redaction_json)
-    _pipeline = Pipeline(build_redactor(redaction, Path(data_dir)))
+    redactor = None
+    if redaction_json is not None:
+        from collector.redaction_config import RedactionConfig  # pydantic: only to redact
+
+        redactor = build_redactor(RedactionConfig.model_validate_json(redaction_json), Path(data_dir))
+    _pipeline = Pipeline(redactor)
     _table_dir = table_path(Path(data_dir), SPANS_TABLE)
     tune_runtime()
 
@@ -153,7 +160,7 @@ class PipelineExecutor:
         return ProcessPoolExecutor(
             max_workers=self.num_workers,
             mp_context=multiprocessing.get_context("spawn"),
-            initializer=_init_worker,
+            initializer=start_worker,
             initargs=(str(self._data_dir), self._redaction.model_dump_json()),
         )
 

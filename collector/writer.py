@@ -53,6 +53,7 @@ from collector.records import Span, SpanBatch
 from collector.schema import (
     COMMIT_SPOOL_SEQ_KEY,
     PARTITION_COLUMN,
+    SPANS_DICTIONARY_COLUMNS,
     SPANS_SCHEMA,
     SPANS_TABLE,
     table_path,
@@ -192,7 +193,8 @@ class StoreWriter:
             if num_new < staged.num_rows:
                 kept = pq.read_table(path).filter(pa.array(is_new))
                 relative = f"{PARTITION_COLUMN}={staged.day}/part-{uuid.uuid4().hex}-c000.snappy.parquet"
-                pq.write_table(kept, self.table_dir / relative, compression="snappy")
+                pq.write_table(kept, self.table_dir / relative, compression="snappy",
+                               use_dictionary=SPANS_DICTIONARY_COLUMNS)
                 path.unlink(missing_ok=True)
                 size = (self.table_dir / relative).stat().st_size
             actions.append(AddAction(relative, size, {PARTITION_COLUMN: staged.day}, now_ms, True,

@@ -309,3 +309,29 @@ def test_collector_compacts_in_a_worker_and_keeps_every_span(tmp_path: Path) -> 
         assert "compaction of" not in process.log_text  # no failure logged
     finally:
         process.stop()
+
+
+def test_a_stalled_body_gets_503_and_frees_its_request_slot(tmp_path: Path) -> None:
+    """With one request slot, a client that stops sending its body mid-way gets 503 with
+    Retry-After once the body timeout passes, and the next export goes through."""
+    import socket
+    import time
+
+    process = start_collector(tmp_path / "store", "--no-redaction", env={
+        "TRACEWATCH_MAX_CONCURRENT_REQUESTS": "1", "TRACEWATCH_BODY_TIMEOUT_S": "1.5"})
+    try:
+        host, port = process.http.rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=30) as stalled:
+            stalled.sendall(b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+                            b"Content-Length: 1000\r\n\r\n" + b"\x0a" * 10)
+            started = time.monotonic()
+            reply = stalled.recv(65536)
+            waited = time.monotonic() - started
+        assert reply.startswith(b"HTTP/1.1 503"), reply[:80]
+        assert b"retry-after: 2" in reply.lower()
+        assert 1.0 < waited < 20
+        body = _otlp_json("3" * 32, ["4" * 16])
+        assert _post(process, body, "application/json").status_code == 200
+        assert wait_for_count(process.data_dir, "SELECT count(*) FROM spans", 1) == 1
+    finally:
+        process.stop()

@@ -1,0 +1,23 @@
+"""The first code a pipeline worker process runs (its pool initializer).
+
+It decides what the process may load before collector.workers imports pyarrow.  With
+redaction off a worker decodes, normalises and writes Parquet: pyarrow would still load
+numpy, only because it is installed (+8.5 MB of anonymous memory a process), and nothing
+there needs it.  With redaction on, spaCy needs numpy.  pydantic (+8 MB) is kept out by
+the workers' imports themselves: it loads only to validate a redaction configuration.
+"""
+
+from __future__ import annotations
+
+import json
+
+from collector.import_guard import keep_out
+
+
+def start_worker(data_dir: str, redaction_json: str) -> None:
+    """``redaction_json``: the collector's RedactionConfig as JSON."""
+    redaction_on = bool(json.loads(redaction_json).get("enabled"))
+    keep_out("pandas", *(() if redaction_on else ("numpy",)))
+    from collector.workers import init_worker
+
+    init_worker(data_dir, redaction_json if redaction_on else None)
