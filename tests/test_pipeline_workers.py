@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from pathlib import Path
 
 import psutil
+import pytest
 import pyarrow.parquet as pq
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 
@@ -30,8 +33,12 @@ def _worker_libraries() -> str:
     return "".join(Path(f"/proc/{worker.pid}/maps").read_text() for worker in workers)
 
 
-def test_worker_without_redaction_stages_and_compacts_without_numpy_or_pydantic(tmp_path: Path) -> None:
+def test_worker_without_redaction_stages_and_compacts_without_numpy_or_pydantic(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """numpy and pydantic cost a worker ~17 MB and it needs neither when it does not redact."""
+    # A spawned worker re-runs the parent's __main__ script; after Streamlit's AppTest in this
+    # process that is the dashboard script.  The collector's own is the tracewatch script.
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     config = CollectorConfig(data_dir=tmp_path, redaction=RedactionConfig(enabled=False))
     executor = PipelineExecutor(config, num_workers=1)
     try:
