@@ -10,14 +10,31 @@ the workers' imports themselves: it loads only to validate a redaction configura
 from __future__ import annotations
 
 import json
+import os
+import threading
+import time
 
 from collector.import_guard import keep_out
 
 
 def start_worker(data_dir: str, redaction_json: str) -> None:
     """``redaction_json``: the collector's RedactionConfig as JSON."""
+    _exit_with_parent(os.getppid())
     redaction_on = bool(json.loads(redaction_json).get("enabled"))
     keep_out("pandas", *(() if redaction_on else ("numpy",)))
     from collector.workers import init_worker
 
     init_worker(data_dir, redaction_json if redaction_on else None)
+
+
+def _exit_with_parent(parent_pid: int) -> None:
+    """Exit when the collector is gone (kill -9, the OOM killer): a worker blocked reading
+    its task queue would otherwise stay idle forever with its memory (~200 MB with the
+    spaCy model), and every restart of the collector would leave two more."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="tracewatch-parent-watch", daemon=True).start()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psutil
 import pytest
 import requests
 
@@ -31,6 +32,7 @@ def test_kill_minus_nine_loses_no_acknowledged_span(tmp_path: Path, redaction: s
     slow_commits = {"TRACEWATCH_COMMIT_INTERVAL_S": "5"}
     first = start_collector(data_dir, *extra, env=slow_commits)
     acknowledged = 0
+    workers = psutil.Process(first.process.pid).children(recursive=True)
     try:
         with requests.Session() as session:
             for index in range(1, 61):
@@ -44,6 +46,9 @@ def test_kill_minus_nine_loses_no_acknowledged_span(tmp_path: Path, redaction: s
         first.kill()  # SIGKILL straight after the last acknowledgement
     assert first.process.returncode == -9
     assert list((data_dir / "spool").glob("*.json")), "nothing was left to replay"
+    # ... and its pipeline workers do not outlive it.
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    assert [p for p in alive if "spawn_main" in " ".join(p.cmdline())] == []
 
     second = start_collector(data_dir, *extra)
     try:
