@@ -89,8 +89,12 @@ _JSON = msgspec.json.Decoder()
 def parse_json(body: bytes | bytearray) -> dict[str, Any]:
     try:
         document = _JSON.decode(body)
-    except msgspec.DecodeError as exc:
+    except msgspec.DecodeError as exc:  # its messages give a byte position, never text
         raise PermanentError(f"payload is not valid JSON ({exc})") from None
+    except UnicodeDecodeError:  # msgspec raises it for invalid UTF-8 inside a string
+        raise PermanentError("payload is not valid JSON (invalid UTF-8)") from None
+    except RecursionError:
+        raise PermanentError("payload is not valid OTLP/JSON (nested too deeply)") from None
     if not isinstance(document, dict):
         raise PermanentError("OTLP/JSON payload must be an object with 'resourceSpans'")
     resource_spans = _get(document, "resourceSpans", "resource_spans")

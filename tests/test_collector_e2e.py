@@ -140,6 +140,8 @@ def _otlp_json(trace_id: str, span_ids: list[str], name: str = "op", start_ns: i
         (b"{not json", "application/json", {}, 400),
         (b'{"resourceSpans": "nope"}', "application/json", {}, 400),
         (b'{"resourceSpans": [{"scopeSpans": [{"spans": [1, 2]}]}]}', "application/json", {}, 400),
+        (b'{"resourceSpans": [], "x": "\xff\xfe"}', "application/json", {}, 400),  # invalid UTF-8
+        (b'{"x": ' + b"[" * 5000 + b"]" * 5000 + b"}", "application/json", {}, 400),
         (b"<xml/>", "text/xml", {}, 415),
         (b"\x1f\x8b\x08\x00garbage", "application/x-protobuf", {"content-encoding": "gzip"}, 400),
         (b"abc", "application/x-protobuf", {"content-encoding": "br"}, 415),
