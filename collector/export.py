@@ -56,7 +56,7 @@ class ExportService:
     """Shared by the HTTP handler and the gRPC servicer."""
 
     def __init__(self, spool: Spool, telemetry: CollectorTelemetry, auth_token: str,
-                 max_concurrent_requests: int = 2) -> None:
+                 max_concurrent_requests: int) -> None:
         self.spool = spool
         self.telemetry = telemetry
         self._token = auth_token.encode()

@@ -293,7 +293,7 @@ class StoreWriter:
                     custom_metadata={COMPACTION_METADATA_KEY: COMPACTION_OPERATION}),
             )
         except Exception:
-            self.discard_compaction(outputs)
+            self._discard_compaction(outputs)
             raise
         self._table.update_incremental()
         result = CompactionResult(plan.day, len(plan.inputs), len(outputs),
@@ -307,7 +307,7 @@ class StoreWriter:
         day = date.fromisoformat(plan.day)
         self._files_since_compaction[day] += max(self.settings.compact_min_files // 2, 1)
 
-    def discard_compaction(self, outputs: list[CompactedFile]) -> None:
+    def _discard_compaction(self, outputs: list[CompactedFile]) -> None:
         for output in outputs:
             (self.table_dir / output.relative_path).unlink(missing_ok=True)
 

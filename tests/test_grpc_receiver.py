@@ -24,7 +24,7 @@ def test_refused_request_is_not_kept_alive(tmp_path: Path) -> None:
     cycle: the collector collects cycles rarely, so each one kept a 2.6 MB request."""
     body = encode_spans(openinference_rag_spans("Where is my refund?")).SerializeToString()
     spool = Spool(tmp_path / "spool", max_bytes=len(body) + 1)  # room for one request
-    service = ExportService(spool, CollectorTelemetry(), "")
+    service = ExportService(spool, CollectorTelemetry(), "", max_concurrent_requests=2)
     config = CollectorConfig(data_dir=tmp_path)
 
     async def scenario() -> tuple[list[grpc.StatusCode], int]:
