@@ -18,6 +18,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 
 from collector.errors import ConfigError
 from collector.redaction_config import DEFAULT_ALLOW_KEYS, DEFAULT_ENTITIES, RedactionConfig
+from collector.run_config import RunConfig
 
 __all__ = [
     "DEFAULT_ALLOW_KEYS", "DEFAULT_ENTITIES", "CollectorConfig", "RedactionConfig",
@@ -69,6 +70,25 @@ class CollectorConfig(BaseSettings):
     # Logging level of the collector.
     log_level: str = "INFO"
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
+
+    def run_config(self) -> RunConfig:
+        """These settings as the running collector uses them (collector.run_config)."""
+        plain = {name: getattr(self, name) for name in type(self).model_fields
+                 if name not in ("redaction", "auth_token")}
+        return RunConfig(
+            **plain,
+            auth_token=self.auth_token.get_secret_value(),
+            redaction_enabled=self.redaction.enabled,
+            redaction_json=self.redaction.model_copy(update={"workers": 0}).model_dump_json(),
+        )
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            raise ValueError(f"expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
+        return level
 
     @field_validator("http", "grpc")
     @classmethod

@@ -11,7 +11,7 @@ N / RUN_CAP + log2(RUN_CAP / keys per commit) of them).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -43,24 +43,23 @@ class SpanKeyIndex:
     def num_runs(self) -> int:
         return len(self._runs)
 
-    def select_new(self, keys: list[int]) -> list[bool]:
+    def select_new(self, keys: Keys | Sequence[int]) -> npt.NDArray[np.bool_]:
         """For each key, True when it is neither stored nor earlier in ``keys``."""
-        if not keys:
-            return []
-        array = np.fromiter(keys, dtype=np.int64, count=len(keys))
+        array = np.asarray(keys, dtype=np.int64)
         new = np.zeros(len(array), dtype=bool)
+        if not len(array):
+            return new
         _, first = np.unique(array, return_index=True)
         new[first] = True
         for run in self._runs:
             positions = np.searchsorted(run, array)
             positions[positions == len(run)] = 0
             new &= run[positions] != array
-        result: list[bool] = new.tolist()
-        return result
+        return new
 
-    def add(self, keys: Iterable[int]) -> None:
+    def add(self, keys: Keys | Iterable[int]) -> None:
         """Record keys that ``select_new`` found new (so not in any run)."""
-        run = np.unique(np.fromiter(keys, dtype=np.int64))
+        run = np.unique(keys if isinstance(keys, np.ndarray) else np.fromiter(keys, dtype=np.int64))
         if not len(run):
             return
         self._runs.append(run)

@@ -23,7 +23,7 @@ import orjson
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
-from collector.config import CollectorConfig
+from collector.run_config import RunConfig
 from collector.decode import PayloadFormat
 from collector.errors import PayloadTooLargeError, PermanentError, RetryableError
 from collector.export import ExportService, rpc_status, status_for
@@ -47,7 +47,7 @@ class HttpReceiver:
 
     def __init__(
         self,
-        config: CollectorConfig,
+        config: RunConfig,
         service: ExportService,
         health: Callable[[], dict[str, Any]],
     ) -> None:

@@ -8,6 +8,7 @@ store.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,9 +18,8 @@ from collector.normalise import normalise_spans
 from collector.records import SpanBatch
 
 if TYPE_CHECKING:
-    from collector.config import CollectorConfig  # pydantic-settings: not in workers
+    from collector.run_config import RunConfig
     from collector.redact import Redactor  # spaCy and Presidio, ~200 MB: only to redact
-    from collector.redaction_config import RedactionConfig  # pydantic: only to redact
     from collector.writer import StoreWriter  # deltalake: not needed in pipeline workers
 
 class Pipeline:
@@ -28,8 +28,11 @@ class Pipeline:
     def __init__(self, redactor: Redactor | None) -> None:
         self.redactor = redactor
 
-    def process(self, fmt: PayloadFormat, body: bytes) -> SpanBatch:
-        raw_spans, rejected = decode_export_request(fmt, body)
+    def process(self, fmt: PayloadFormat, read_body: Callable[[], bytes]) -> SpanBatch:
+        """``read_body`` returns the request body: a body passed in would be held by the
+        caller until this returns, 2.6 MB a request beside the stages that follow the
+        decoding, which no longer need it."""
+        raw_spans, rejected = decode_export_request(fmt, read_body())
         batch = normalise_spans(raw_spans)
         if rejected:
             batch = replace(batch, rejected=batch.rejected + tuple(rejected))
@@ -38,7 +41,14 @@ class Pipeline:
         return batch
 
 
-def build_redactor(redaction: RedactionConfig, data_dir: Path) -> Redactor | None:
+def build_redactor(redaction_json: str | None, data_dir: Path) -> Redactor | None:
+    """The Redactor for a RedactionConfig given as JSON (RunConfig.redaction_json); None
+    when there is none or redaction is off.  pydantic is imported only here, to redact."""
+    if redaction_json is None:
+        return None
+    from collector.redaction_config import RedactionConfig
+
+    redaction = RedactionConfig.model_validate_json(redaction_json)
     if not redaction.enabled:
         return None
     from collector.redact import Redactor
@@ -48,7 +58,7 @@ def build_redactor(redaction: RedactionConfig, data_dir: Path) -> Redactor | Non
     return Redactor(redaction, cache_dir)
 
 
-def build_writer(config: CollectorConfig) -> StoreWriter:
+def build_writer(config: RunConfig) -> StoreWriter:
     from collector.writer import StoreWriter, WriterSettings
 
     return StoreWriter(

@@ -22,7 +22,7 @@ import grpc
 import orjson
 import uvicorn
 
-from collector.config import CollectorConfig
+from collector.run_config import RunConfig
 from collector.errors import ConfigError
 from collector.export import ExportService
 from collector.otlp_grpc import build_grpc_server
@@ -58,12 +58,12 @@ def bind_socket(address: str) -> socket.socket:
     return sock
 
 
-def run_collector(config: CollectorConfig, on_ready: Callable[[dict[str, str]], None] | None = None) -> None:
+def run_collector(config: RunConfig, on_ready: Callable[[dict[str, str]], None] | None = None) -> None:
     """Run until SIGINT/SIGTERM."""
     asyncio.run(_serve(config, on_ready))
 
 
-async def _serve(config: CollectorConfig, on_ready: Callable[[dict[str, str]], None] | None) -> None:
+async def _serve(config: RunConfig, on_ready: Callable[[dict[str, str]], None] | None) -> None:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     tune_runtime()
     tune_receiver_malloc()
@@ -76,7 +76,7 @@ async def _serve(config: CollectorConfig, on_ready: Callable[[dict[str, str]], N
     loop_thread = WriterLoop(config, spool, executor, writer, telemetry)
     loop_thread.start()
     started_at = time.time()
-    service = ExportService(spool, telemetry, config.auth_token.get_secret_value(),
+    service = ExportService(spool, telemetry, config.auth_token,
                             config.max_concurrent_requests)
 
     def health() -> dict[str, Any]:
@@ -127,7 +127,7 @@ async def _serve(config: CollectorConfig, on_ready: Callable[[dict[str, str]], N
         logger.info(
             "collector listening: http=%s grpc=%s data=%s redaction=%s",
             endpoints.get("http"), endpoints.get("grpc", "off"), endpoints["data_dir"],
-            "on" if config.redaction.enabled else "off",
+            "on" if config.redaction_enabled else "off",
         )
         if on_ready:
             on_ready(endpoints)

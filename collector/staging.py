@@ -2,26 +2,29 @@
 pipeline workers do (collector.writer commits what they stage).
 
 Kept apart from collector.writer so that worker processes load pyarrow only, not
-deltalake and DuckDB (~50 MB a process).
+deltalake and DuckDB (~50 MB a process); spans are split by day in Python, so workers do
+not load pyarrow.compute either (3.4 MB a process).
 """
 
 from __future__ import annotations
 
 import uuid
+from array import array
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
 import pyarrow.parquet as pq
 
 from collector.records import Span
 from collector.schema import PARTITION_COLUMN, SPANS_DICTIONARY_COLUMNS, SPANS_SCHEMA, span_key
 
 _US_PER_DAY = 86_400_000_000
+_EPOCH = date(1970, 1, 1)
 FILE_SCHEMA = SPANS_SCHEMA.remove(SPANS_SCHEMA.get_field_index(PARTITION_COLUMN))
 
 
@@ -38,101 +41,84 @@ class StagedFile:
     day: str
     num_bytes: int
     num_rows: int
-    keys: list[int]
+    # span_key of each row, as 64-bit integers: 8 bytes a span through the pipe and in the
+    # writer (a list of Python ints took ~40, unpickled ~20,000 times a second).
+    keys: array[int]
 
 
-def spans_to_arrow(spans: list[Span]) -> pa.Table:
-    """Columns of SPANS_SCHEMA for the given spans, ``span_key`` computed from the ids."""
-    keys = [span_key(span.trace_id, span.span_id) for span in spans]
-    now_us = int(datetime.now(timezone.utc).timestamp() * 1_000_000)
-    start_us: list[int] = []
-    end_us: list[int] = []
-    duration_ms: list[float] = []
-    days: list[int] = []
+def spans_to_arrow(spans: Sequence[Span], keys: Sequence[int], now_us: int) -> pa.Table:
+    """The FILE_SCHEMA columns (SPANS_SCHEMA but the day partition) of ``spans``.
+
+    ``keys``: their ``span_key`` values.  Each column's Python values are built just before
+    they become an Arrow array and dropped after, so only one column of them lives at a
+    time (attributes JSON, retrieved documents: new objects per span)."""
+    times = [_span_times(span, now_us) for span in spans]
+    arrays = []
+    for schema_field in FILE_SCHEMA:
+        arrays.append(pa.array(_column(schema_field.name, spans, keys, times, now_us),
+                               type=schema_field.type))
+    return pa.Table.from_arrays(arrays, schema=FILE_SCHEMA)
+
+
+def _span_times(span: Span, now_us: int) -> tuple[int, int, float]:
+    """(start_us, end_us, duration_ms): a span without a start time starts at its end, or
+    when it was ingested; an end before the start is the start."""
+    start = span.start_time_unix_nano // 1000 or (span.end_time_unix_nano // 1000) or now_us
+    end = max(span.end_time_unix_nano // 1000, start)
+    duration_ms = ((max(span.end_time_unix_nano - span.start_time_unix_nano, 0)) / 1e6
+                   if span.start_time_unix_nano else 0.0)
+    return start, end, duration_ms
+
+
+def _column(name: str, spans: Sequence[Span], keys: Sequence[int],
+            times: list[tuple[int, int, float]], now_us: int) -> list[Any]:
+    if name == "span_key":
+        return list(keys)
+    if name == "span_kind":
+        return [span.span_kind.value for span in spans]
+    if name in _TIME_COLUMNS:
+        position = _TIME_COLUMNS[name]
+        return [each[position] for each in times]
+    if name == "attributes":
+        return [orjson.dumps(span.attributes, default=str).decode() if span.attributes else None
+                for span in spans]
+    if name == "retrievals":
+        return [[{"position": doc.position, "document_id": doc.document_id, "score": doc.score,
+                  "content": doc.content} for doc in span.retrievals] or None
+                for span in spans]
+    if name == "evaluations":
+        return [[{"name": ev.name, "score": ev.score, "label": ev.label,
+                  "explanation": ev.explanation} for ev in span.evaluations] or None
+                for span in spans]
+    if name == "ingested_at":
+        return [now_us] * len(spans)
+    return [getattr(span, name) for span in spans]
+
+
+_TIME_COLUMNS = {"start_time": 0, "end_time": 1, "duration_ms": 2}
+
+
+def group_spans_by_day(spans: Sequence[Span], now_us: int) -> dict[str, list[Span]]:
+    """The spans of each day partition (UTC day of the start time, ISO text), in order."""
+    days: dict[int, list[Span]] = {}
     for span in spans:
-        start = span.start_time_unix_nano // 1000 or (span.end_time_unix_nano // 1000) or now_us
-        end = max(span.end_time_unix_nano // 1000, start)
-        start_us.append(start)
-        end_us.append(end)
-        duration_ms.append((max(span.end_time_unix_nano - span.start_time_unix_nano, 0)) / 1e6
-                           if span.start_time_unix_nano else 0.0)
-        days.append(start // _US_PER_DAY)
-
-    def column(name: str) -> list[Any]:
-        return [getattr(span, name) for span in spans]
-
-    columns: dict[str, Any] = {
-        "trace_id": column("trace_id"),
-        "span_id": column("span_id"),
-        "span_key": keys,
-        "parent_span_id": column("parent_span_id"),
-        "name": column("name"),
-        "span_kind": [span.span_kind.value for span in spans],
-        "service_name": column("service_name"),
-        "start_time": start_us,
-        "end_time": end_us,
-        "duration_ms": duration_ms,
-        "status_code": column("status_code"),
-        "status_message": column("status_message"),
-        "model_name": column("model_name"),
-        "provider": column("provider"),
-        "prompt_version": column("prompt_version"),
-        "prompt_template": column("prompt_template"),
-        "prompt_tokens": column("prompt_tokens"),
-        "completion_tokens": column("completion_tokens"),
-        "cached_prompt_tokens": column("cached_prompt_tokens"),
-        "total_tokens": column("total_tokens"),
-        "cost_usd_reported": column("cost_usd_reported"),
-        "fallback_marked": column("fallback_marked"),
-        "fallback_from": column("fallback_from"),
-        "session_id": column("session_id"),
-        "user_id": column("user_id"),
-        "input_text": column("input_text"),
-        "output_text": column("output_text"),
-        "attributes": [
-            orjson.dumps(span.attributes, default=str).decode() if span.attributes else None
-            for span in spans
-        ],
-        "retrievals": [
-            [
-                {
-                    "position": doc.position,
-                    "document_id": doc.document_id,
-                    "score": doc.score,
-                    "content": doc.content,
-                }
-                for doc in span.retrievals
-            ]
-            or None
-            for span in spans
-        ],
-        "evaluations": [
-            [
-                {
-                    "name": ev.name,
-                    "score": ev.score,
-                    "label": ev.label,
-                    "explanation": ev.explanation,
-                }
-                for ev in span.evaluations
-            ]
-            or None
-            for span in spans
-        ],
-        "redacted_count": column("redacted_count"),
-        "text_withheld": column("text_withheld"),
-        "ingested_at": [now_us] * len(spans),
-        PARTITION_COLUMN: days,
-    }
-    arrays = [pa.array(columns[field.name], type=field.type) for field in SPANS_SCHEMA]
-    return pa.Table.from_arrays(arrays, schema=SPANS_SCHEMA)
+        day = _span_times(span, now_us)[0] // _US_PER_DAY
+        group = days.get(day)
+        if group is None:
+            group = days[day] = []
+        group.append(span)
+    return {(_EPOCH + timedelta(days=day)).isoformat(): group for day, group in days.items()}
 
 
-def stage_spans(table_dir: Path, table: pa.Table) -> list[StagedFile]:
-    """Write ``table`` (SPANS_SCHEMA) as one Parquet file per day partition, uncommitted."""
+def now_us() -> int:
+    return int(datetime.now(timezone.utc).timestamp() * 1_000_000)
+
+
+def stage_spans(table_dir: Path, spans: Sequence[Span]) -> list[StagedFile]:
+    """Write ``spans`` as one Parquet file per day partition, uncommitted."""
     staging = StagingFiles(table_dir)
     try:
-        staging.add(table)
+        staging.add(spans)
     except BaseException:
         staging.abort()
         raise
@@ -144,7 +130,7 @@ class _OpenFile:
     relative_path: str
     writer: pq.ParquetWriter
     num_rows: int = 0
-    keys: list[int] = field(default_factory=list)
+    keys: array[int] = field(default_factory=lambda: array("q"))
 
 
 class StagingFiles:
@@ -155,18 +141,15 @@ class StagingFiles:
         self.table_dir = table_dir
         self._open: dict[str, _OpenFile] = {}
 
-    def add(self, table: pa.Table) -> None:
-        if table.num_rows == 0:
-            return
-        days = table.column(PARTITION_COLUMN)
-        distinct_days = sorted(set(days.to_pylist()))
-        for day in distinct_days:
-            part = table if len(distinct_days) == 1 else table.filter(
-                pa.compute.equal(days, pa.scalar(day, pa.date32())))
-            staged = self._file(day.isoformat())
-            staged.writer.write_table(part.drop_columns([PARTITION_COLUMN]))
-            staged.num_rows += part.num_rows
-            staged.keys.extend(part.column("span_key").to_pylist())
+    def add(self, spans: Sequence[Span]) -> None:
+        """Append ``spans`` (one request's) as a row group of each day's file."""
+        ingested_us = now_us()
+        for day_text, day_spans in group_spans_by_day(spans, ingested_us).items():
+            keys = [span_key(span.trace_id, span.span_id) for span in day_spans]
+            staged = self._file(day_text)
+            staged.writer.write_table(spans_to_arrow(day_spans, keys, ingested_us))
+            staged.num_rows += len(day_spans)
+            staged.keys.extend(keys)
 
     def _file(self, day_text: str) -> _OpenFile:
         staged = self._open.get(day_text)

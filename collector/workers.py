@@ -34,11 +34,11 @@ from collector.errors import PermanentError
 from collector.pipeline import Pipeline, build_redactor
 from collector.runtime import tune_runtime
 from collector.schema import SPANS_TABLE, table_path
-from collector.staging import StagedFile, StagingFiles, spans_to_arrow
+from collector.staging import StagedFile, StagingFiles
 from collector.worker_start import start_worker
 
 if TYPE_CHECKING:
-    from collector.config import CollectorConfig  # pydantic-settings: not in workers
+    from collector.run_config import RunConfig
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -66,17 +66,15 @@ def init_worker(data_dir: str, redaction_json: str | None) -> None:
     os.environ.setdefault("TLDEXTRACT_PUBLIC_SUFFIX_LIST_URLS", "")
     for noisy in ("presidio-analyzer", "presidio-anonymizer"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
-    redactor = None
-    if redaction_json is not None:
-        from collector.redaction_config import RedactionConfig  # pydantic: only to redact
-
-        redactor = build_redactor(RedactionConfig.model_validate_json(redaction_json), Path(data_dir))
-    _pipeline = Pipeline(redactor)
+    _pipeline = Pipeline(build_redactor(redaction_json, Path(data_dir)))
     _table_dir = table_path(Path(data_dir), SPANS_TABLE)
     tune_runtime()
 
 
-def _process(pipeline: Pipeline, table_dir: Path, bodies: Iterable[tuple[PayloadFormat, bytes]],
+BodyReader = Callable[[], bytes]
+
+
+def _process(pipeline: Pipeline, table_dir: Path, bodies: Iterable[tuple[PayloadFormat, BodyReader]],
              names: list[str] | None = None) -> ProcessedPayload:
     """Process request bodies into one set of staged files (one per day partition).
 
@@ -87,16 +85,16 @@ def _process(pipeline: Pipeline, table_dir: Path, bodies: Iterable[tuple[Payload
     undecodable: list[str] = []
     num_spans = num_rejected = num_redacted = num_withheld = 0
     try:
-        for i, (fmt, body) in enumerate(bodies):
+        for i, (fmt, read_body) in enumerate(bodies):
             try:
-                batch = pipeline.process(fmt, body)
+                batch = pipeline.process(fmt, read_body)
             except PermanentError:
                 if names is None:
                     raise
                 undecodable.append(names[i])
                 continue
             # Written request by request: one request's objects and rows live at a time.
-            staging.add(spans_to_arrow(list(batch.spans)))
+            staging.add(batch.spans)
             num_spans += len(batch.spans)
             num_rejected += len(batch.rejected)
             num_redacted += sum(span.redacted_count for span in batch.spans)
@@ -116,9 +114,9 @@ def _process(pipeline: Pipeline, table_dir: Path, bodies: Iterable[tuple[Payload
     )
 
 
-def _read_paths(paths: list[tuple[str, str]]) -> tuple[Iterator[tuple[PayloadFormat, bytes]], list[str]]:
+def _read_paths(paths: list[tuple[str, str]]) -> tuple[Iterator[tuple[PayloadFormat, BodyReader]], list[str]]:
     """Bodies read one at a time, as they are processed."""
-    return ((PayloadFormat(fmt), Path(path).read_bytes()) for fmt, path in paths), [p for _, p in paths]
+    return ((PayloadFormat(fmt), Path(path).read_bytes) for fmt, path in paths), [p for _, p in paths]
 
 
 def _process_paths_in_worker(paths: list[tuple[str, str]]) -> ProcessedPayload:
@@ -134,7 +132,7 @@ def _compact_in_worker(plan: CompactionPlan) -> list[CompactedFile]:
 
 def _process_body_in_worker(fmt_value: str, body: bytes) -> ProcessedPayload:
     assert _pipeline is not None and _table_dir is not None, "worker not initialised"
-    return _process(_pipeline, _table_dir, [(PayloadFormat(fmt_value), body)])
+    return _process(_pipeline, _table_dir, [(PayloadFormat(fmt_value), lambda: body)])
 
 
 def _ready_in_worker() -> int:
@@ -144,15 +142,15 @@ def _ready_in_worker() -> int:
 class PipelineExecutor:
     """Runs the pipeline on payloads, in ``num_workers`` processes (0: in this one)."""
 
-    def __init__(self, config: CollectorConfig, num_workers: int) -> None:
+    def __init__(self, config: RunConfig, num_workers: int) -> None:
         self._data_dir = config.data_dir.resolve()
-        # Inside a worker, redaction runs in that worker: no nested pool.
-        self._redaction = config.redaction.model_copy(update={"workers": 0})
+        self._redaction_json = config.redaction_json
         self.num_workers = num_workers
         self._local: Pipeline | None = None
         self._pool: ProcessPoolExecutor | None = None
         if num_workers == 0:
-            self._local = Pipeline(build_redactor(self._redaction, self._data_dir))
+            self._local = Pipeline(build_redactor(
+                self._redaction_json if config.redaction_enabled else None, self._data_dir))
         else:
             self._pool = self._start_pool()
 
@@ -161,7 +159,7 @@ class PipelineExecutor:
             max_workers=self.num_workers,
             mp_context=multiprocessing.get_context("spawn"),
             initializer=start_worker,
-            initargs=(str(self._data_dir), self._redaction.model_dump_json()),
+            initargs=(str(self._data_dir), self._redaction_json),
         )
 
     def restart(self) -> None:
@@ -197,7 +195,7 @@ class PipelineExecutor:
             return self._pool.submit(_process_body_in_worker, fmt.value, body)
         local = self._local
         assert local is not None
-        return _called_here(lambda: _process(local, self._table_dir, [(fmt, body)]))
+        return _called_here(lambda: _process(local, self._table_dir, [(fmt, lambda: body)]))
 
     @property
     def _table_dir(self) -> Path:

@@ -30,7 +30,6 @@ from typing import IO
 import numpy as np
 import orjson
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import TableNotFoundError
@@ -60,7 +59,7 @@ from collector.schema import (
     writer_lock_path,
 )
 from collector.spool import format_seq_ranges, parse_seq_ranges
-from collector.staging import StagedFile, spans_to_arrow, stage_spans
+from collector.staging import StagedFile, stage_spans
 
 logger = logging.getLogger(__name__)
 
@@ -144,7 +143,10 @@ class StoreWriter:
         files = self._table.file_uris()
         if not files:
             return np.empty(0, dtype=np.int64)
-        columns = [pq.read_table(path, columns=["span_key"]).column(0).to_numpy() for path in files]
+        # ParquetFile, not read_table: that goes through pyarrow.dataset, which loads
+        # pyarrow.compute (~5 MB) into this long-running process for good.
+        columns = [pq.ParquetFile(path).read(columns=["span_key"]).column(0).to_numpy()
+                   for path in files]
         return np.concatenate(columns).astype(np.int64, copy=False)
 
     def committed_spool_seqs(self) -> set[int]:
@@ -160,8 +162,7 @@ class StoreWriter:
 
         The same path as the collector's workers: stage Parquet files, then commit them.
         """
-        return self.commit_files(stage_spans(self.table_dir, spans_to_arrow(list(batch.spans))),
-                                 spool_seqs)
+        return self.commit_files(stage_spans(self.table_dir, batch.spans), spool_seqs)
 
     @property
     def table_dir(self) -> Path:
@@ -175,15 +176,18 @@ class StoreWriter:
         deleted.  Returns the number of new rows.
         """
         actions: list[AddAction] = []
-        new_keys: list[int] = []
+        new_keys: list[np.ndarray] = []
         now_ms = int(time.time() * 1000)
         # One lookup for all files, so duplicates across files of this commit count too.
-        flags = self._index.select_new([key for staged in files for key in staged.keys])
+        keys = np.concatenate([np.frombuffer(staged.keys, dtype=np.int64) for staged in files]
+                              or [np.empty(0, dtype=np.int64)])
+        flags = self._index.select_new(keys)
         offset = 0
         for staged in files:
             is_new = flags[offset : offset + staged.num_rows]
+            file_keys = keys[offset : offset + staged.num_rows]
             offset += staged.num_rows
-            num_new = sum(is_new)
+            num_new = int(is_new.sum())
             self.num_duplicates += staged.num_rows - num_new
             path = self.table_dir / staged.relative_path
             if num_new == 0:
@@ -199,7 +203,7 @@ class StoreWriter:
                 size = (self.table_dir / relative).stat().st_size
             actions.append(AddAction(relative, size, {PARTITION_COLUMN: staged.day}, now_ms, True,
                                      orjson.dumps({"numRecords": num_new}).decode()))
-            new_keys.extend(key for key, new in zip(staged.keys, is_new) if new)
+            new_keys.append(file_keys[is_new])
         if not actions:
             return 0
         metadata = {COMMIT_SPOOL_SEQ_KEY: format_seq_ranges(spool_seqs)} if spool_seqs else {}
@@ -212,13 +216,14 @@ class StoreWriter:
         # without this, compaction and the store version would see the table as it was.
         self._table.update_incremental()
         self.last_commit_s = time.perf_counter() - started
-        self._index.add(new_keys)  # only once committed: a failed commit is retried
-        self.num_spans_written += len(new_keys)
+        added = np.concatenate(new_keys)
+        self._index.add(added)  # only once committed: a failed commit is retried
+        self.num_spans_written += len(added)
         self.num_commits += 1
         self._commits_since_checkpoint += 1
         for action in actions:
             self._files_since_compaction[date.fromisoformat(action.partition_values[PARTITION_COLUMN] or "")] += 1
-        return len(new_keys)
+        return len(added)
 
     def maintain(self) -> None:
         """Checkpoint the log and vacuum old files (compaction: ``next_compaction``)."""
@@ -253,19 +258,19 @@ class StoreWriter:
         actions = pa.table(self._table.get_add_actions(flatten=True))
         if actions.num_rows == 0:
             return None
-        days = actions.column(f"partition.{PARTITION_COLUMN}").cast(pa.string())
-        chosen = actions.filter(pc.and_(
-            pc.equal(days, day.isoformat()),
-            pc.less(actions.column("size_bytes"), SMALL_FILE_BYTES),
-        )).sort_by("modification_time")  # keeps arrival order
-        if chosen.num_rows < 2:
+        # A few hundred files at most: filtered here, so that this process need not load
+        # pyarrow.compute (3.4 MB) for it.
+        files = actions.select(["path", "size_bytes", "num_records", "modification_time",
+                                f"partition.{PARTITION_COLUMN}"]).to_pylist()
+        chosen = sorted(  # by modification time: keeps arrival order
+            (row for row in files
+             if str(row[f"partition.{PARTITION_COLUMN}"]) == day.isoformat()
+             and row["size_bytes"] < SMALL_FILE_BYTES),
+            key=lambda row: row["modification_time"])
+        if len(chosen) < 2:
             return None
-        inputs = [
-            CompactionInput(path, size, rows or 0)
-            for path, size, rows in zip(chosen.column("path").to_pylist(),
-                                        chosen.column("size_bytes").to_pylist(),
-                                        chosen.column("num_records").to_pylist())
-        ]
+        inputs = [CompactionInput(row["path"], row["size_bytes"], row["num_records"] or 0)
+                  for row in chosen]
         bytes_per_row = sum(i.size for i in inputs) / max(sum(i.rows for i in inputs), 1)
         rows_per_file = max(int(self.settings.target_file_bytes / max(bytes_per_row, 1.0)),
                             ROW_GROUP_ROWS)

@@ -23,7 +23,8 @@ from concurrent.futures import Future, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from collector.compaction import CompactedFile, CompactionPlan
-from collector.config import CollectorConfig
+from collector.run_config import RunConfig
+from collector.runtime import release_free_memory
 from collector.spool import Spool, SpoolEntry
 from collector.telemetry import CollectorTelemetry
 from collector.workers import PipelineExecutor, ProcessedPayload
@@ -42,7 +43,7 @@ _POLL_S = 0.05
 class WriterLoop:
     def __init__(
         self,
-        config: CollectorConfig,
+        config: RunConfig,
         spool: Spool,
         executor: PipelineExecutor,
         writer: StoreWriter,
@@ -59,6 +60,7 @@ class WriterLoop:
         self._inflight: deque[tuple[list[SpoolEntry], Future[ProcessedPayload]]] = deque()
         self.num_batch_errors = 0
         self._last_behind = float("-inf")
+        self._released = True  # free memory handed back to the OS since the last commit
         # (plan, rewrite in a worker, start time): at most one compaction at a time
         self._compaction: tuple[CompactionPlan, Future[list[CompactedFile]], float] | None = None
 
@@ -90,8 +92,12 @@ class WriterLoop:
                 if ready and (due or ready_bytes >= MAX_COMMIT_BYTES):
                     self._commit(ready)
                     last_commit = time.monotonic()
+                    self._released = False
                     self._maintain(behind=self._behind())
                 elif not self._inflight:
+                    if not self._released:  # the requests stopped: before any compaction
+                        release_free_memory()
+                        self._released = True
                     self._maintain(behind=False)
                     if self._compaction is not None:
                         wait([self._compaction[1]], timeout=_POLL_S)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import types
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import grpc
@@ -25,7 +26,7 @@ def test_refused_request_is_not_kept_alive(tmp_path: Path) -> None:
     body = encode_spans(openinference_rag_spans("Where is my refund?")).SerializeToString()
     spool = Spool(tmp_path / "spool", max_bytes=len(body) + 1)  # room for one request
     service = ExportService(spool, CollectorTelemetry(), "", max_concurrent_requests=2)
-    config = CollectorConfig(data_dir=tmp_path)
+    config = CollectorConfig(data_dir=tmp_path).run_config()
 
     async def scenario() -> tuple[list[grpc.StatusCode], int]:
         server = build_grpc_server(config, service)
@@ -44,11 +45,54 @@ def test_refused_request_is_not_kept_alive(tmp_path: Path) -> None:
         gc.disable()  # what is still referenced now, before any collection
         try:
             return codes, len([f for f in gc.get_objects()
-                               if isinstance(f, types.FrameType) and f.f_code.co_name == "export"
-                               and isinstance(f.f_locals.get("request"), bytes)])
+                               if isinstance(f, types.FrameType)
+                               and any(value is not body and isinstance(value, bytes)
+                                       and len(value) == len(body)
+                                       for value in f.f_locals.values())])
         finally:
             gc.enable()
 
     codes, frames_with_request = asyncio.run(scenario())
     assert codes == [grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE]
     assert frames_with_request == 0
+
+
+def test_a_request_is_read_only_once_it_has_a_slot(tmp_path: Path) -> None:
+    """With one request slot, a call whose message never comes holds the slot until the
+    body timeout (UNAVAILABLE), then frees it; a call that waited for the slot meanwhile
+    is read only then and is accepted."""
+    body = encode_spans(openinference_rag_spans("Where is my refund?")).SerializeToString()
+    spool = Spool(tmp_path / "spool", max_bytes=64 * 1024 * 1024)
+    service = ExportService(spool, CollectorTelemetry(), "", max_concurrent_requests=1)
+    config = CollectorConfig(data_dir=tmp_path, body_timeout_s=1.0).run_config()
+
+    async def scenario() -> tuple[grpc.StatusCode, float, int, int]:
+        server = build_grpc_server(config, service)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        never = asyncio.Event()
+
+        async def no_message() -> AsyncIterator[bytes]:
+            await never.wait()
+            yield body
+
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stalled = channel.stream_unary(f"/{SERVICE_NAME}/Export")(no_message(), timeout=20)
+            await asyncio.sleep(0.3)  # the stalled call takes the only slot
+            started = asyncio.get_running_loop().time()
+            waiting = asyncio.ensure_future(channel.unary_unary(f"/{SERVICE_NAME}/Export")(body, timeout=20))
+            try:
+                await stalled
+                stalled_code = grpc.StatusCode.OK
+            except grpc.aio.AioRpcError as exc:
+                stalled_code = exc.code()
+            waited = asyncio.get_running_loop().time() - started
+            await waiting
+        await server.stop(None)
+        return stalled_code, waited, spool.num_entries, spool.num_spans
+
+    stalled_code, waited, num_entries, num_spans = asyncio.run(scenario())
+    assert stalled_code is grpc.StatusCode.UNAVAILABLE
+    assert 0.5 < waited < 10
+    assert num_entries == 1
+    assert num_spans == len(openinference_rag_spans("Where is my refund?"))

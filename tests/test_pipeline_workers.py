@@ -37,9 +37,9 @@ def test_worker_without_redaction_stages_and_compacts_without_numpy_or_pydantic(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """numpy and pydantic cost a worker ~17 MB and it needs neither when it does not redact."""
     # A spawned worker re-runs the parent's __main__ script; after Streamlit's AppTest in this
-    # process that is the dashboard script.  The collector's own is the tracewatch script.
+    # process that is the dashboard script.  The collector's own is collector.serve.
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
-    config = CollectorConfig(data_dir=tmp_path, redaction=RedactionConfig(enabled=False))
+    config = CollectorConfig(data_dir=tmp_path, redaction=RedactionConfig(enabled=False)).run_config()
     executor = PipelineExecutor(config, num_workers=1)
     try:
         requests = [_request(f"question {i}") for i in range(3)]

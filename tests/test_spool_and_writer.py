@@ -155,7 +155,7 @@ def test_key_index_finds_stored_and_repeated_keys_across_runs() -> None:
         for key in batch:
             expected.append(key not in known and key not in seen)
             seen.add(key)
-        assert flags == expected
+        assert flags.tolist() == expected
         index.add(key for key, new in zip(batch, flags) if new)
         known.update(fresh)
     assert len(index) == len(known)

@@ -99,8 +99,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.config is not None:
         os.environ["TRACEWATCH_CONFIG"] = str(args.config)
+    level = os.environ.get("TRACEWATCH_LOG_LEVEL", "INFO").upper()
     logging.basicConfig(
-        level=os.environ.get("TRACEWATCH_LOG_LEVEL", "INFO").upper(),
+        # An unknown level falls back to INFO here; `tracewatch collector` refuses it (config).
+        level=level if isinstance(logging.getLevelName(level), int) else "INFO",
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )

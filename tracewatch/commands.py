@@ -36,22 +36,13 @@ def _config(args: argparse.Namespace, **extra: Any) -> CollectorConfig:
 
 
 def run_collector_command(args: argparse.Namespace) -> int:
+    """Validate the configuration, then become the collector process (collector.serve)."""
     from collector.allocator import choose_allocators
-
-    choose_allocators()
-    from collector.server import run_collector
+    from collector.serve import exec_collector
 
     config = _config(args, http=args.http, grpc=args.grpc)
-
-    def announce(endpoints: dict[str, str]) -> None:
-        print(
-            f"tracewatch collector ready: http=http://{endpoints['http']} "
-            f"grpc={endpoints.get('grpc', 'off')} data={endpoints['data_dir']}",
-            flush=True,
-        )
-
-    run_collector(config, announce)
-    return 0
+    choose_allocators()  # in the environment the collector process inherits
+    exec_collector(config.run_config())
 
 
 # --------------------------------------------------------------------------- ingest
@@ -68,8 +59,9 @@ def ingest_paths(config: CollectorConfig, paths: list[Path], progress: bool) -> 
     files = list_input_files(paths)
     if not files:
         raise TracewatchError("no input files found in " + ", ".join(str(p) for p in paths))
-    writer = build_writer(config)
-    executor = PipelineExecutor(config, config.workers)
+    run_config = config.run_config()
+    writer = build_writer(run_config)
+    executor = PipelineExecutor(run_config, run_config.workers)
     try:
         return ingest_files(files, executor, writer, progress=progress)
     finally:
@@ -281,9 +273,15 @@ def run_demo(args: argparse.Namespace) -> int:
           "demo: starting the collector; point an exporter at it with\n"
           f"  OTEL_EXPORTER_OTLP_ENDPOINT=http://{config.http}\n"
           "Stop with Ctrl-C.", flush=True)
+    from collector.allocator import choose_allocators
+    from collector.serve import start_collector_process
+
+    choose_allocators()
+    collector = start_collector_process(config.run_config())
     try:
-        return run_collector_command(argparse.Namespace(
-            data_dir=args.data_dir, http=None, grpc=None, no_redaction=False))
+        return collector.wait()
+    except KeyboardInterrupt:  # Ctrl-C reached the collector too: it drains, then stops
+        return collector.wait()
     finally:
         app.terminate()
         app.wait(timeout=30)
