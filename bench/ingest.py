@@ -33,7 +33,9 @@ Memory and CPU figures include the compaction that follows a burst (the bench wa
 its commit).  Memory (the target's figure): the peak of what the collector's
 process tree occupies, sampled every 0.25 s: the anonymous memory of the receiving process
 and its pipeline workers, plus the library pages resident in any of them, each page counted
-once (``PssSampler``).  The peak PSS, the peak RSS of the receiving process and the sum of
+once (``PssSampler``).  Each collector starts with the shared libraries out of the page
+cache (``evict_library_cache``: how many of their pages a process maps depends on how
+the file came into the cache; ``--warm-libraries`` keeps the cache as it is).  The peak PSS, the peak RSS of the receiving process and the sum of
 the peak RSS of all processes (which counts shared pages once per process) are printed
 beside it.
 CPU: seconds used by the receiving process and by the workers, per span stored.
@@ -50,6 +52,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import threading
 import time
@@ -406,6 +409,38 @@ def _file_frames(pid: int) -> Any:
     return np.concatenate(frames) if frames else np.empty(0, dtype=np.uint64)
 
 
+def evict_library_cache() -> int:
+    """Drop the shared libraries of this Python installation from the page cache (those no
+    running process maps); returns how many files were advised.
+
+    Why: the library pages the memory figure counts depend on how a library came into the
+    page cache, not on the collector.  A file pip has just written sits there in large
+    folios, and a process that touches one page of a folio maps all of it: right after
+    ``pip install``, deltalake's library alone showed 72 MB resident in the collector,
+    against 32 MB once it had been read back through page faults (after a reboot, or once
+    the kernel has dropped it), with the same code and the same requests.  Evicting first
+    makes every run measure the second state; ``--warm-libraries`` skips it.
+    """
+    roots = {sysconfig.get_paths()["platlib"], sysconfig.get_paths()["purelib"],
+             sysconfig.get_config_var("LIBDIR") or "", os.path.join(sys.base_prefix, "lib")}
+    advised = 0
+    for root in filter(None, roots):
+        for folder, _, names in os.walk(root):
+            for name in names:
+                if not (name.endswith(".so") or ".so." in name):
+                    continue
+                try:
+                    fd = os.open(os.path.join(folder, name), os.O_RDONLY)
+                except OSError:
+                    continue
+                try:
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                    advised += 1
+                finally:
+                    os.close(fd)
+    return advised
+
+
 class PssSampler(threading.Thread):
     """Peak memory of the collector's process tree, sampled every 0.25 s.
 
@@ -663,6 +698,8 @@ class Bench:
         level = os.environ.get("TRACEWATCH_LOG_LEVEL")
         if level:
             env["TRACEWATCH_LOG_LEVEL"] = level
+        if not self.args.warm_libraries:
+            evict_library_cache()
         collector = start_collector(data_dir, *extra, timeout_s=180, env=env or None)
         self.running.append(collector)
         collector.pss = PssSampler(collector.process.pid)
@@ -902,6 +939,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="environment for the collector (e.g. TRACEWATCH_WORKERS=3), repeatable")
     parser.add_argument("--paced-rate", type=float, default=0.0,
                         help="spans/s of the paced phase (default: half the protobuf phase's rate)")
+    parser.add_argument("--warm-libraries", action="store_true",
+                        help="do not drop the shared libraries from the page cache before each "
+                             "collector starts (see evict_library_cache)")
     parser.add_argument("--pss-trace", action="store_true",
                         help="print each collector process's PSS (anonymous+file) every 2 s")
     parser.add_argument("--show-log", action="store_true",
