@@ -67,8 +67,9 @@ def release_free_memory() -> None:
 
     Called when requests stop coming (the writer has nothing in flight): a burst left
     ~20 MB of freed request bodies and parses in glibc's arenas, kept as the process's own
-    until reused (bench/ingest.py, gRPC phase: 95 -> 76 MB anonymous after the burst).  Not
-    during load: then the memory is reused at once and a trim costs CPU for nothing.
+    until reused (bench/ingest.py, gRPC phase: 95 MB anonymous after the burst without it,
+    73-76 MB with it), beside the compaction that follows a burst.  Not during load: then
+    the memory is reused at once, and trimming after every commit did not lower the peak.
     """
     if not sys.platform.startswith("linux"):
         return
