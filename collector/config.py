@@ -44,11 +44,13 @@ class CollectorConfig(BaseSettings):
     max_request_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     # Largest body after gzip decompression, bytes; a bigger one is refused, not inflated.
     max_decompressed_bytes: int = Field(default=64 * 1024 * 1024, gt=0)
-    # Export requests read and checked at once (HTTP and gRPC together); the others wait,
-    # HTTP ones unread in their sockets.  Each takes ~6 MB of memory while it is checked.
+    # Export requests read and checked at once (HTTP and gRPC together); the others wait
+    # unread, HTTP bodies in their sockets and gRPC messages in HTTP/2 flow control.  Each
+    # takes ~6 MB of memory while it is checked.
     max_concurrent_requests: int = Field(default=2, ge=1, le=64)
-    # Seconds an HTTP request body may take to arrive once it is read (it holds one of
-    # max_concurrent_requests meanwhile); a slower one gets 503 with Retry-After.
+    # Seconds a request body (HTTP) or message (gRPC) may take to arrive once it is read (it
+    # holds one of max_concurrent_requests meanwhile); a slower one gets 503 / UNAVAILABLE
+    # with Retry-After.
     body_timeout_s: float = Field(default=30.0, gt=0.0)
     # Raw payloads waiting for redaction are spooled here (private, bounded); when the spool
     # holds this many bytes the receivers answer 503 / UNAVAILABLE with Retry-After.
@@ -67,7 +69,7 @@ class CollectorConfig(BaseSettings):
     retry_after_s: int = Field(default=2, ge=1)
     # Processes that decode, normalise and redact (0 = inside the collector process).
     workers: int = Field(default=2, ge=0, le=64)
-    # Logging level of the collector.
+    # Logging level of the collector: DEBUG, INFO, WARNING, ERROR or CRITICAL (checked at start).
     log_level: str = "INFO"
     redaction: RedactionConfig = Field(default_factory=RedactionConfig)
 
@@ -86,6 +88,7 @@ class CollectorConfig(BaseSettings):
     @classmethod
     def _check_log_level(cls, value: str) -> str:
         level = value.upper()
+        level = {"WARN": "WARNING", "FATAL": "CRITICAL"}.get(level, level)
         if level not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             raise ValueError(f"expected DEBUG, INFO, WARNING, ERROR or CRITICAL, got {value!r}")
         return level

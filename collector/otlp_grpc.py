@@ -100,6 +100,9 @@ async def _accept(service: ExportService, context: grpc.aio.ServicerContext,
             request = await context.read()
     except TimeoutError:
         raise RetryableError(f"request message not received within {timeout_s:g} s") from None
-    if not isinstance(request, bytes):  # grpc.aio.EOF: the client sent no message
+    if not isinstance(request, bytes):
+        # grpc.aio.EOF: the client sent no message, or one over max_request_bytes (gRPC
+        # itself has then answered RESOURCE_EXHAUSTED); both count as INVALID_ARGUMENT in
+        # /metrics, since the handler cannot tell them apart.
         raise PermanentError("the call carried no ExportTraceServiceRequest")
     return await asyncio.to_thread(service.accept, PayloadFormat.PROTOBUF, request, "grpc")

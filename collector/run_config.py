@@ -3,7 +3,7 @@
 ``CollectorConfig`` (collector.config, pydantic-settings) reads and validates what the user
 set, once, when ``tracewatch collector`` starts; ``CollectorConfig.run_config()`` copies the
 result into a ``RunConfig``.  The command then replaces itself (exec, same pid) with
-``python -m collector.serve``, which gets the RunConfig as JSON through a pipe.  So the
+``python -m collector.serve``, which gets the RunConfig as JSON (collector.serve).  So the
 process that receives spans for days, and the pipeline workers it spawns, load neither
 pydantic, pydantic-settings and YAML nor the command line's modules (measured: 8 MB of
 anonymous memory in the receiving process, 3 MB in each worker, and 4 MB of library pages).
@@ -47,7 +47,7 @@ class RunConfig:
     auth_token: str = field(default="", repr=False)
 
     def to_json(self) -> bytes:
-        """For the pipe to ``collector.serve`` only (it holds the token in clear)."""
+        """For ``collector.serve`` only (it holds the token in clear)."""
         values: dict[str, Any] = asdict(self)
         values["data_dir"] = str(self.data_dir)
         return json.dumps(values).encode()

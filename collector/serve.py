@@ -3,9 +3,10 @@
 ``tracewatch collector`` validates the configuration (pydantic), then replaces itself with
 this module (``exec_collector``: exec, so the pid, stdin/stdout/stderr and the parent stay
 the same); ``tracewatch demo`` starts it as a child (``start_collector_process``).  The
-validated ``RunConfig`` arrives as JSON through a pipe (never in argv or the environment:
-it may hold the auth token).  Why: this process runs for days, and what reading the
-configuration loaded is not needed after it (collector.run_config has the figures).
+validated ``RunConfig`` arrives as JSON in an anonymous in-memory file whose descriptor
+the process inherits (never in argv or the environment: it may hold the auth token).
+Why: this process runs for days, and what reading the configuration loaded is not needed
+after it (collector.run_config has the figures).
 
 Imports at module level stay minimal: the pipeline workers, spawned by multiprocessing,
 import the parent's main module (this one) before they start.
@@ -14,68 +15,73 @@ import the parent's main module (this one) before they start.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import logging
 import os
 import subprocess
 import sys
+import tempfile
 from typing import NoReturn
 
 from collector.errors import TracewatchError
 from collector.run_config import RunConfig
 
 EXIT_INPUT_ERROR = 2
-_F_SETPIPE_SZ = 1031  # Linux fcntl: pipe capacity
 
 
 def exec_collector(config: RunConfig) -> NoReturn:
     """Become ``python -m collector.serve`` with ``config`` (does not return)."""
-    read_fd = _config_pipe(config)
+    config_fd = _config_file(config)
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, _command(read_fd))
+    os.execv(sys.executable, _command(config_fd))
 
 
 def start_collector_process(config: RunConfig) -> subprocess.Popen[bytes]:
     """Run the collector as a child process (stdout/stderr shared with this one)."""
-    read_fd = _config_pipe(config)
+    config_fd = _config_file(config)
     try:
-        return subprocess.Popen(_command(read_fd), pass_fds=(read_fd,))
+        return subprocess.Popen(_command(config_fd), pass_fds=(config_fd,))
     finally:
-        os.close(read_fd)
+        os.close(config_fd)
 
 
-def _command(read_fd: int) -> list[str]:
-    return [sys.executable, "-m", "collector.serve", "--config-fd", str(read_fd)]
+def _command(config_fd: int) -> list[str]:
+    # -P: the current directory stays off sys.path (`-m` would put it first, so a
+    # collector/ or collector.py where the command runs would be imported instead of ours).
+    return [sys.executable, "-P", "-m", "collector.serve", "--config-fd", str(config_fd)]
 
 
-def _config_pipe(config: RunConfig) -> int:
-    """A pipe already holding ``config`` (and closed for writing); returns its read end."""
-    data = config.to_json()
-    read_fd, write_fd = os.pipe()
+def _config_file(config: RunConfig) -> int:
+    """An inheritable descriptor of an anonymous file holding ``config``, at its start.
+
+    A file in memory, not a pipe: a pipe's capacity can be a page or two (pipe-user-pages-
+    soft), and the only reader is this process after exec, so a longer write would block for
+    good.  Nothing reaches the disk, argv or the environment (the auth token is in it)."""
+    if hasattr(os, "memfd_create"):
+        fd = os.memfd_create("tracewatch-config", 0)
+    else:  # not Linux: an unlinked temporary file
+        with tempfile.TemporaryFile() as temporary:
+            fd = os.dup(temporary.fileno())
     try:
-        if len(data) >= 65536:  # the default capacity: a longer write would block here
-            fcntl.fcntl(write_fd, _F_SETPIPE_SZ, len(data) + 1)
-        os.write(write_fd, data)
-    finally:
-        os.close(write_fd)
-    os.set_inheritable(read_fd, True)
-    return read_fd
+        os.write(fd, config.to_json())
+        os.lseek(fd, 0, os.SEEK_SET)
+        os.set_inheritable(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 def _read_config(fd: int) -> RunConfig:
-    chunks = []
-    with os.fdopen(fd, "rb") as pipe:
-        while chunk := pipe.read(65536):
-            chunks.append(chunk)
-    return RunConfig.from_json(b"".join(chunks))
+    with os.fdopen(fd, "rb") as source:
+        return RunConfig.from_json(source.read())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m collector.serve",
                                      description="the tracewatch collector (started by `tracewatch collector`)")
     parser.add_argument("--config-fd", type=int, required=True,
-                        help="file descriptor to read the validated configuration from")
+                        help="descriptor of the validated configuration (RunConfig JSON)")
     args = parser.parse_args(argv)
     config = _read_config(args.config_fd)
     logging.basicConfig(
@@ -83,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Presidio logs every recognizer it loads (redaction in this process: workers = 0).
+    for noisy in ("presidio-analyzer", "presidio-anonymizer"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
     from collector.allocator import choose_allocators
 
     choose_allocators()  # before pyarrow and deltalake load (set already when exec'd)

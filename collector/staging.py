@@ -125,6 +125,42 @@ def stage_spans(table_dir: Path, spans: Sequence[Span]) -> list[StagedFile]:
     return staging.close()
 
 
+def copy_rows(source: Path, target: Path, keep: Sequence[bool]) -> int:
+    """Write the rows of the staged file ``source`` whose ``keep`` flag is set to a new
+    staged file ``target``; returns its size in bytes.
+
+    For files that hold spans already stored (client retries): row group by row group, so
+    memory stays near one request's rows, and with slices rather than a filter, which
+    would load pyarrow.compute into the writer's process for good."""
+    with pq.ParquetFile(source) as reader, pq.ParquetWriter(
+            target, FILE_SCHEMA, compression="snappy",
+            use_dictionary=SPANS_DICTIONARY_COLUMNS) as writer:
+        offset = 0
+        for index in range(reader.num_row_groups):
+            group = reader.read_row_group(index, use_threads=False)
+            flags = keep[offset : offset + group.num_rows]
+            offset += group.num_rows
+            parts = [group.slice(start, length) for start, length in _runs(flags)]
+            if parts:
+                writer.write_table(pa.concat_tables(parts))
+    return target.stat().st_size
+
+
+def _runs(flags: Sequence[bool]) -> list[tuple[int, int]]:
+    """(start, length) of each run of true flags."""
+    runs: list[tuple[int, int]] = []
+    start = -1
+    for position, flag in enumerate(flags):
+        if flag and start < 0:
+            start = position
+        elif not flag and start >= 0:
+            runs.append((start, position - start))
+            start = -1
+    if start >= 0:
+        runs.append((start, len(flags) - start))
+    return runs
+
+
 @dataclass(slots=True)
 class _OpenFile:
     relative_path: str

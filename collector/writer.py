@@ -46,20 +46,19 @@ from collector.compaction import (
     CompactionResult,
     rewrite_files,
 )
-from collector.dedup import SpanKeyIndex
+from collector.dedup import Keys, SpanKeyIndex
 from collector.errors import StoreError
 from collector.records import Span, SpanBatch
 from collector.schema import (
     COMMIT_SPOOL_SEQ_KEY,
     PARTITION_COLUMN,
-    SPANS_DICTIONARY_COLUMNS,
     SPANS_SCHEMA,
     SPANS_TABLE,
     table_path,
     writer_lock_path,
 )
 from collector.spool import format_seq_ranges, parse_seq_ranges
-from collector.staging import StagedFile, stage_spans
+from collector.staging import StagedFile, copy_rows, stage_spans
 
 logger = logging.getLogger(__name__)
 
@@ -145,8 +144,10 @@ class StoreWriter:
             return np.empty(0, dtype=np.int64)
         # ParquetFile, not read_table: that goes through pyarrow.dataset, which loads
         # pyarrow.compute (~5 MB) into this long-running process for good.
-        columns = [pq.ParquetFile(path).read(columns=["span_key"]).column(0).to_numpy()
-                   for path in files]
+        columns = []
+        for path in files:
+            with pq.ParquetFile(path) as source:
+                columns.append(source.read(columns=["span_key"]).column(0).to_numpy())
         return np.concatenate(columns).astype(np.int64, copy=False)
 
     def committed_spool_seqs(self) -> set[int]:
@@ -176,7 +177,7 @@ class StoreWriter:
         deleted.  Returns the number of new rows.
         """
         actions: list[AddAction] = []
-        new_keys: list[np.ndarray] = []
+        new_keys: list[Keys] = []
         now_ms = int(time.time() * 1000)
         # One lookup for all files, so duplicates across files of this commit count too.
         keys = np.concatenate([np.frombuffer(staged.keys, dtype=np.int64) for staged in files]
@@ -195,12 +196,9 @@ class StoreWriter:
                 continue
             relative, size = staged.relative_path, staged.num_bytes
             if num_new < staged.num_rows:
-                kept = pq.read_table(path).filter(pa.array(is_new))
                 relative = f"{PARTITION_COLUMN}={staged.day}/part-{uuid.uuid4().hex}-c000.snappy.parquet"
-                pq.write_table(kept, self.table_dir / relative, compression="snappy",
-                               use_dictionary=SPANS_DICTIONARY_COLUMNS)
+                size = copy_rows(path, self.table_dir / relative, is_new.tolist())
                 path.unlink(missing_ok=True)
-                size = (self.table_dir / relative).stat().st_size
             actions.append(AddAction(relative, size, {PARTITION_COLUMN: staged.day}, now_ms, True,
                                      orjson.dumps({"numRecords": num_new}).decode()))
             new_keys.append(file_keys[is_new])

@@ -17,7 +17,7 @@ from collector.export import ExportService
 from collector.otlp_grpc import SERVICE_NAME, build_grpc_server
 from collector.spool import Spool
 from collector.telemetry import CollectorTelemetry
-from tests.otlp_senders import openinference_rag_spans
+from tests.otlp_senders import genai_chat_spans, openinference_rag_spans
 
 
 def test_refused_request_is_not_kept_alive(tmp_path: Path) -> None:
@@ -66,7 +66,7 @@ def test_a_request_is_read_only_once_it_has_a_slot(tmp_path: Path) -> None:
     service = ExportService(spool, CollectorTelemetry(), "", max_concurrent_requests=1)
     config = CollectorConfig(data_dir=tmp_path, body_timeout_s=1.0).run_config()
 
-    async def scenario() -> tuple[grpc.StatusCode, float, int, int]:
+    async def scenario() -> tuple[grpc.StatusCode, bool, int, int]:
         server = build_grpc_server(config, service)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
@@ -77,22 +77,61 @@ def test_a_request_is_read_only_once_it_has_a_slot(tmp_path: Path) -> None:
             yield body
 
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stalled = channel.stream_unary(f"/{SERVICE_NAME}/Export")(no_message(), timeout=20)
+            stalled = asyncio.ensure_future(
+                channel.stream_unary(f"/{SERVICE_NAME}/Export")(no_message(), timeout=20))
             await asyncio.sleep(0.3)  # the stalled call takes the only slot
-            started = asyncio.get_running_loop().time()
             waiting = asyncio.ensure_future(channel.unary_unary(f"/{SERVICE_NAME}/Export")(body, timeout=20))
+            done, _ = await asyncio.wait({stalled, waiting}, return_when=asyncio.FIRST_COMPLETED)
+            stalled_first = stalled in done
             try:
                 await stalled
                 stalled_code = grpc.StatusCode.OK
             except grpc.aio.AioRpcError as exc:
                 stalled_code = exc.code()
-            waited = asyncio.get_running_loop().time() - started
             await waiting
         await server.stop(None)
-        return stalled_code, waited, spool.num_entries, spool.num_spans
+        return stalled_code, stalled_first, spool.num_entries, spool.num_spans
 
-    stalled_code, waited, num_entries, num_spans = asyncio.run(scenario())
+    stalled_code, stalled_first, num_entries, num_spans = asyncio.run(scenario())
     assert stalled_code is grpc.StatusCode.UNAVAILABLE
-    assert 0.5 < waited < 10
+    assert stalled_first  # the waiting call was read only once the slot was free
     assert num_entries == 1
     assert num_spans == len(openinference_rag_spans("Where is my refund?"))
+
+
+def test_a_call_without_a_message_or_over_the_limit_is_refused(tmp_path: Path) -> None:
+    """No request message: INVALID_ARGUMENT.  A message over max_request_bytes: gRPC's own
+    RESOURCE_EXHAUSTED.  Neither reaches the spool, and the next export goes through."""
+    large = encode_spans(openinference_rag_spans("Where is my refund? " * 200)).SerializeToString()
+    small = encode_spans(genai_chat_spans("hi")).SerializeToString()
+    assert len(small) < 2_000 < len(large)
+    spool = Spool(tmp_path / "spool", max_bytes=64 * 1024 * 1024)
+    service = ExportService(spool, CollectorTelemetry(), "", max_concurrent_requests=2)
+    config = CollectorConfig(data_dir=tmp_path, max_request_bytes=2_000).run_config()
+
+    async def scenario() -> list[grpc.StatusCode]:
+        server = build_grpc_server(config, service)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+
+        async def nothing() -> AsyncIterator[bytes]:
+            return
+            yield b""  # an async generator that sends no message
+
+        codes = []
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            calls = [lambda: channel.stream_unary(f"/{SERVICE_NAME}/Export")(nothing(), timeout=10),
+                     lambda: channel.unary_unary(f"/{SERVICE_NAME}/Export")(large, timeout=10),
+                     lambda: channel.unary_unary(f"/{SERVICE_NAME}/Export")(small, timeout=10)]
+            for call in calls:
+                try:
+                    await call()
+                    codes.append(grpc.StatusCode.OK)
+                except grpc.aio.AioRpcError as exc:
+                    codes.append(exc.code())
+        await server.stop(None)
+        return codes
+
+    assert asyncio.run(scenario()) == [grpc.StatusCode.INVALID_ARGUMENT,
+                                       grpc.StatusCode.RESOURCE_EXHAUSTED, grpc.StatusCode.OK]
+    assert spool.num_entries == 1

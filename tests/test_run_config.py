@@ -43,7 +43,7 @@ def test_invalid_log_level_is_one_line(tmp_path: Path) -> None:
 
 
 def test_collector_process_carries_neither_pydantic_nor_the_command_line(tmp_path: Path) -> None:
-    """`tracewatch collector` becomes `python -m collector.serve` (same pid): neither it nor
+    """`tracewatch collector` becomes `python -P -m collector.serve` (same pid): neither it nor
     its pipeline workers load pydantic (~8 MB a process), and it still serves."""
     process = start_collector(tmp_path / "store", "--no-redaction")
     try:
@@ -51,7 +51,7 @@ def test_collector_process_carries_neither_pydantic_nor_the_command_line(tmp_pat
         assert export(make_exporter("http", process.http), spans) is SpanExportResult.SUCCESS
         assert wait_for_count(process.data_dir, "SELECT count(*) FROM spans", len(spans)) == len(spans)
         collector = psutil.Process(process.process.pid)
-        assert collector.cmdline()[1:3] == ["-m", "collector.serve"]
+        assert collector.cmdline()[1:4] == ["-P", "-m", "collector.serve"]
         tree = [collector, *collector.children(recursive=True)]
         workers = [p for p in tree if "spawn_main" in " ".join(p.cmdline())]
         assert len(workers) == 2

@@ -162,3 +162,23 @@ def test_key_index_finds_stored_and_repeated_keys_across_runs() -> None:
     # Runs stay few (merged by size, capped), and every stored key is found.
     assert index.num_runs <= len(known) // 500 + 8
     assert not any(index.select_new(list(known)))
+
+
+def test_a_file_holding_some_stored_spans_is_rewritten_without_them(tmp_path: Path) -> None:
+    """A retried request mixes spans already stored with new ones, across request row
+    groups: only the new rows are committed, each once."""
+    from analytics.views import open_store
+    from collector.staging import StagingFiles
+
+    writer = StoreWriter(tmp_path / "data")
+    assert writer.write(SpanBatch(tuple(_span(i) for i in (1, 2, 5))), [1]) == 3
+    staging = StagingFiles(writer.table_dir)
+    staging.add([_span(i) for i in (1, 3, 4, 2)])  # one row group: stored, new, new, stored
+    staging.add([_span(i) for i in (5, 6, 7)])  # another: stored, new, new
+    assert writer.commit_files(staging.close(), [2]) == 4
+    assert writer.num_duplicates == 3
+    rows = open_store(tmp_path / "data").execute(
+        "SELECT span_id FROM spans ORDER BY span_id").fetchall()
+    assert [int(row[0], 16) for row in rows] == [1, 2, 3, 4, 5, 6, 7]
+    assert len(list(writer.table_dir.rglob("*.parquet"))) == 2  # the partial file replaced
+    writer.close()

@@ -7,6 +7,8 @@ import contextlib
 import csv
 import io
 import hashlib
+import signal
+import subprocess
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -278,10 +280,22 @@ def run_demo(args: argparse.Namespace) -> int:
 
     choose_allocators()
     collector = start_collector_process(config.run_config())
+    # SIGTERM (kill, a supervisor) and SIGINT (Ctrl-C, or sent to this pid only) both stop
+    # the collector the way it stops on its own: it drains, then exits; then the dashboard.
+    previous = signal.signal(signal.SIGTERM, lambda *_: collector.send_signal(signal.SIGTERM))
     try:
-        return collector.wait()
-    except KeyboardInterrupt:  # Ctrl-C reached the collector too: it drains, then stops
-        return collector.wait()
+        while True:
+            try:
+                return collector.wait()
+            except KeyboardInterrupt:
+                collector.send_signal(signal.SIGINT)
     finally:
+        signal.signal(signal.SIGTERM, previous)
+        if collector.poll() is None:
+            collector.terminate()
+            try:
+                collector.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                collector.kill()
         app.terminate()
         app.wait(timeout=30)
