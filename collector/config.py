@@ -80,8 +80,8 @@ class CollectorConfig(BaseSettings):
         return RunConfig(
             **plain,
             auth_token=self.auth_token.get_secret_value(),
-            redaction_enabled=self.redaction.enabled,
-            redaction_json=self.redaction.model_copy(update={"workers": 0}).model_dump_json(),
+            redaction_json=(self.redaction.model_copy(update={"workers": 0}).model_dump_json()
+                            if self.redaction.enabled else None),
         )
 
     @field_validator("log_level")

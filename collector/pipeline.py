@@ -43,7 +43,7 @@ class Pipeline:
 
 def build_redactor(redaction_json: str | None, data_dir: Path) -> Redactor | None:
     """The Redactor for a RedactionConfig given as JSON (RunConfig.redaction_json); None
-    when there is none or redaction is off.  pydantic is imported only here, to redact."""
+    when redaction is off.  pydantic is imported only here, to redact."""
     if redaction_json is None:
         return None
     from collector.redaction_config import RedactionConfig

@@ -9,8 +9,8 @@ pydantic, pydantic-settings and YAML nor the command line's modules (measured: 8
 anonymous memory in the receiving process, 3 MB in each worker, and 4 MB of library pages).
 
 Field names and meanings are those of ``CollectorConfig`` (a test keeps the two in step),
-except that the redaction settings travel as their validated JSON: only a worker that
-redacts needs them, and it validates them again with pydantic.
+except that the redaction settings travel as their validated JSON, or None when redaction
+is off: only a worker that redacts needs them, and it validates them again with pydantic.
 """
 
 from __future__ import annotations
@@ -39,12 +39,15 @@ class RunConfig:
     retry_after_s: int
     workers: int
     log_level: str
-    redaction_enabled: bool
-    # RedactionConfig as JSON, with its own `workers` set to 0: inside a pipeline worker,
-    # redaction runs in that worker (no nested pool).
-    redaction_json: str
+    # RedactionConfig as JSON, with its own `workers` set to 0 (inside a pipeline worker,
+    # redaction runs in that worker: no nested pool); None when redaction is off.
+    redaction_json: str | None
     # Bearer token clients must send; empty = no authentication.  A secret: not in repr.
     auth_token: str = field(default="", repr=False)
+
+    @property
+    def redaction_enabled(self) -> bool:
+        return self.redaction_json is not None
 
     def to_json(self) -> bytes:
         """For ``collector.serve`` only (it holds the token in clear)."""

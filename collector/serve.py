@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     from collector.allocator import choose_allocators
 
-    choose_allocators()  # before pyarrow and deltalake load (set already when exec'd)
+    choose_allocators()  # before pyarrow and deltalake load
     from collector.server import run_collector
 
     def announce(endpoints: dict[str, str]) -> None:

@@ -46,13 +46,17 @@ class StagedFile:
     keys: array[int]
 
 
-def spans_to_arrow(spans: Sequence[Span], keys: Sequence[int], now_us: int) -> pa.Table:
+SpanTimes = tuple[int, int, float]  # start_us, end_us, duration_ms
+
+
+def spans_to_arrow(spans: Sequence[Span], keys: Sequence[int], times: Sequence[SpanTimes],
+                   now_us: int) -> pa.Table:
     """The FILE_SCHEMA columns (SPANS_SCHEMA but the day partition) of ``spans``.
 
-    ``keys``: their ``span_key`` values.  Each column's Python values are built just before
-    they become an Arrow array and dropped after, so only one column of them lives at a
-    time (attributes JSON, retrieved documents: new objects per span)."""
-    times = [_span_times(span, now_us) for span in spans]
+    ``keys`` and ``times``: their ``span_key`` values and ``span_times``.  Each column's
+    Python values are built just before they become an Arrow array and dropped after, so
+    only one column of them lives at a time (attributes JSON, retrieved documents: new
+    objects per span)."""
     arrays = []
     for schema_field in FILE_SCHEMA:
         arrays.append(pa.array(_column(schema_field.name, spans, keys, times, now_us),
@@ -60,7 +64,7 @@ def spans_to_arrow(spans: Sequence[Span], keys: Sequence[int], now_us: int) -> p
     return pa.Table.from_arrays(arrays, schema=FILE_SCHEMA)
 
 
-def _span_times(span: Span, now_us: int) -> tuple[int, int, float]:
+def span_times(span: Span, now_us: int) -> SpanTimes:
     """(start_us, end_us, duration_ms): a span without a start time starts at its end, or
     when it was ingested; an end before the start is the start."""
     start = span.start_time_unix_nano // 1000 or (span.end_time_unix_nano // 1000) or now_us
@@ -71,7 +75,7 @@ def _span_times(span: Span, now_us: int) -> tuple[int, int, float]:
 
 
 def _column(name: str, spans: Sequence[Span], keys: Sequence[int],
-            times: list[tuple[int, int, float]], now_us: int) -> list[Any]:
+            times: Sequence[SpanTimes], now_us: int) -> list[Any]:
     if name == "span_key":
         return list(keys)
     if name == "span_kind":
@@ -98,15 +102,19 @@ def _column(name: str, spans: Sequence[Span], keys: Sequence[int],
 _TIME_COLUMNS = {"start_time": 0, "end_time": 1, "duration_ms": 2}
 
 
-def group_spans_by_day(spans: Sequence[Span], now_us: int) -> dict[str, list[Span]]:
-    """The spans of each day partition (UTC day of the start time, ISO text), in order."""
-    days: dict[int, list[Span]] = {}
+def group_spans_by_day(spans: Sequence[Span], now_us: int
+                       ) -> dict[str, tuple[list[Span], list[SpanTimes]]]:
+    """The spans of each day partition (UTC day of the start time, ISO text), in order,
+    with their ``span_times``."""
+    days: dict[int, tuple[list[Span], list[SpanTimes]]] = {}
     for span in spans:
-        day = _span_times(span, now_us)[0] // _US_PER_DAY
+        times = span_times(span, now_us)
+        day = times[0] // _US_PER_DAY
         group = days.get(day)
         if group is None:
-            group = days[day] = []
-        group.append(span)
+            group = days[day] = ([], [])
+        group[0].append(span)
+        group[1].append(times)
     return {(_EPOCH + timedelta(days=day)).isoformat(): group for day, group in days.items()}
 
 
@@ -180,10 +188,10 @@ class StagingFiles:
     def add(self, spans: Sequence[Span]) -> None:
         """Append ``spans`` (one request's) as a row group of each day's file."""
         ingested_us = now_us()
-        for day_text, day_spans in group_spans_by_day(spans, ingested_us).items():
+        for day_text, (day_spans, times) in group_spans_by_day(spans, ingested_us).items():
             keys = [span_key(span.trace_id, span.span_id) for span in day_spans]
             staged = self._file(day_text)
-            staged.writer.write_table(spans_to_arrow(day_spans, keys, ingested_us))
+            staged.writer.write_table(spans_to_arrow(day_spans, keys, times, ingested_us))
             staged.num_rows += len(day_spans)
             staged.keys.extend(keys)
 

@@ -9,7 +9,6 @@ the workers' imports themselves: it loads only to validate a redaction configura
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 import time
@@ -17,14 +16,14 @@ import time
 from collector.import_guard import keep_out
 
 
-def start_worker(data_dir: str, redaction_json: str) -> None:
-    """``redaction_json``: the collector's RedactionConfig as JSON."""
+def start_worker(data_dir: str, redaction_json: str | None) -> None:
+    """``redaction_json``: the collector's RedactionConfig as JSON, None when redaction is
+    off (RunConfig.redaction_json)."""
     _exit_with_parent(os.getppid())
-    redaction_on = bool(json.loads(redaction_json).get("enabled"))
-    keep_out("pandas", *(() if redaction_on else ("numpy",)))
+    keep_out("pandas", *(() if redaction_json is not None else ("numpy",)))
     from collector.workers import init_worker
 
-    init_worker(data_dir, redaction_json if redaction_on else None)
+    init_worker(data_dir, redaction_json)
 
 
 def _exit_with_parent(parent_pid: int) -> None:

@@ -149,8 +149,7 @@ class PipelineExecutor:
         self._local: Pipeline | None = None
         self._pool: ProcessPoolExecutor | None = None
         if num_workers == 0:
-            self._local = Pipeline(build_redactor(
-                self._redaction_json if config.redaction_enabled else None, self._data_dir))
+            self._local = Pipeline(build_redactor(self._redaction_json, self._data_dir))
         else:
             self._pool = self._start_pool()
 

@@ -39,12 +39,9 @@ def _config(args: argparse.Namespace, **extra: Any) -> CollectorConfig:
 
 def run_collector_command(args: argparse.Namespace) -> int:
     """Validate the configuration, then become the collector process (collector.serve)."""
-    from collector.allocator import choose_allocators
     from collector.serve import exec_collector
 
-    config = _config(args, http=args.http, grpc=args.grpc)
-    choose_allocators()  # in the environment the collector process inherits
-    exec_collector(config.run_config())
+    exec_collector(_config(args, http=args.http, grpc=args.grpc).run_config())
 
 
 # --------------------------------------------------------------------------- ingest
@@ -275,10 +272,8 @@ def run_demo(args: argparse.Namespace) -> int:
           "demo: starting the collector; point an exporter at it with\n"
           f"  OTEL_EXPORTER_OTLP_ENDPOINT=http://{config.http}\n"
           "Stop with Ctrl-C.", flush=True)
-    from collector.allocator import choose_allocators
     from collector.serve import start_collector_process
 
-    choose_allocators()
     collector = start_collector_process(config.run_config())
     # SIGTERM (kill, a supervisor) and SIGINT (Ctrl-C, or sent to this pid only) both stop
     # the collector the way it stops on its own: it drains, then exits; then the dashboard.
